@@ -1,0 +1,98 @@
+"""Array namespace, device and dtype helpers.
+
+Every public entry point finds its namespace here; kernels receive it as the
+keyword ``xp`` and use only the array API standard (plus ``xp.fft``).
+"""
+
+from __future__ import annotations
+
+import array_api_compat
+
+__all__ = [
+    "namespace",
+    "device_of",
+    "is_numpy",
+    "is_cupy",
+    "real_dtype",
+    "power",
+    "constant",
+]
+
+
+def namespace(named: dict):
+    """Return the one array namespace shared by the arrays in ``named``.
+
+    Parameters
+    ----------
+    named : dict
+        Argument name -> array (``None`` values are ignored).
+
+    Raises
+    ------
+    TypeError
+        If an entry is not an array, or if the arrays come from different
+        namespaces (a NumPy/CuPy mix, say); the message names the arguments.
+    """
+    spaces = {}
+    for name, arr in named.items():
+        if arr is None:
+            continue
+        try:
+            spaces[name] = array_api_compat.array_namespace(arr)
+        except TypeError:
+            msg = (
+                f"argument {name!r} must be an array (NumPy, CuPy or another "
+                f"array API namespace), got {type(arr).__name__}"
+            )
+            raise TypeError(msg) from None
+    if not spaces:
+        msg = "no array arguments were given"
+        raise TypeError(msg)
+    distinct = {id(xp): xp for xp in spaces.values()}
+    if len(distinct) > 1:
+        where = ", ".join(f"{n}: {xp.__name__}" for n, xp in spaces.items())
+        msg = f"all array arguments must come from one array namespace, got {where}"
+        raise TypeError(msg)
+    return next(iter(distinct.values()))
+
+
+def device_of(x):
+    return array_api_compat.device(x)
+
+
+def is_numpy(xp) -> bool:
+    return array_api_compat.is_numpy_namespace(xp)
+
+
+def is_cupy(xp) -> bool:
+    return array_api_compat.is_cupy_namespace(xp)
+
+
+def real_dtype(xp, dtype):
+    """The real floating dtype of the same precision as ``dtype``."""
+    if dtype == xp.complex64:
+        return xp.float32
+    if dtype == xp.complex128:
+        return xp.float64
+    return dtype
+
+
+def power(xp, x, p):
+    """``x ** p`` with the common exponents done without ``pow``.
+
+    ``pow`` costs a log and an exp per element; 1, 0.5 and 2 are the powers
+    PtyRAD configurations use most.
+    """
+    if p == 1:
+        return x
+    if p == 0.5:
+        return xp.sqrt(x)
+    if p == 2:
+        return x * x
+    return x**p
+
+
+def constant(xp, values, like):
+    """A host constant (NumPy array or list) as an array of ``like``'s
+    namespace, dtype and device."""
+    return xp.asarray(values, dtype=like.dtype, device=device_of(like))

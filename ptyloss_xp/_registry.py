@@ -1,0 +1,226 @@
+"""The loss base class, the registry, and name lookup.
+
+Every loss is a :class:`Loss` subclass decorated with :func:`register`. The
+registry is the single list that the combiner, the generic tests, the docs
+index and the command line read.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from ._backend import namespace
+from ._validate import REDUCTION, check_arrays
+
+__all__ = ["Loss", "PointwiseLoss", "register", "get", "available", "loss_class", "reduce"]
+
+_REGISTRY: dict[str, type[Loss]] = {}
+
+
+def register(cls):
+    """Class decorator: add a :class:`Loss` subclass to the registry under ``cls.name``."""
+    if not cls.name:
+        msg = f"{cls.__qualname__} has no name"
+        raise TypeError(msg)
+    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
+        msg = f"a loss named {cls.name!r} is already registered"
+        raise ValueError(msg)
+    for p in cls.params:
+        if hasattr(Loss, p):
+            msg = f"{cls.name}: parameter name {p!r} clashes with a Loss attribute"
+            raise TypeError(msg)
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def available(family: str | None = None) -> tuple:
+    """Names of all registered losses, sorted; only one family's if given.
+
+    >>> import ptyloss_xp as pl
+    >>> "loss_single" in pl.available("ptycho")
+    True
+    """
+    _load_all()
+    if family is not None:
+        families = {c.family for c in _REGISTRY.values()}
+        if family not in families:
+            msg = f"unknown family {family!r}; valid families: {', '.join(sorted(families))}"
+            raise ValueError(msg)
+    return tuple(sorted(n for n, c in _REGISTRY.items() if family in (None, c.family)))
+
+
+def loss_class(name: str) -> type[Loss]:
+    """The registered class for ``name``."""
+    _load_all()
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        msg = f"unknown loss {name!r}; valid names: {', '.join(sorted(_REGISTRY))}"
+        raise KeyError(msg) from None
+
+
+def get(name: str, **params) -> Loss:
+    """Build the loss registered as ``name`` with validated ``params``.
+
+    >>> import ptyloss_xp as pl
+    >>> pl.get("loss_single", dp_pow=0.5)
+    loss_single(weight=1.0, dp_pow=0.5)
+    """
+    return loss_class(name)(**params)
+
+
+def _load_all():
+    # Importing the families registers their classes; done lazily so that
+    # `import ptyloss_xp._registry` itself has no import cycle.
+    from . import losses, ptycho  # noqa: F401
+
+
+def reduce(xp, per_item, reduction: str, count=None):
+    """Reduce per-item losses; return ``(value, factor)``.
+
+    ``factor`` is what each per-item gradient must be multiplied by: ``1 /
+    count`` for ``"mean"`` (``count`` defaults to the number of items and may
+    be an array, e.g. a sum of class weights), 1 otherwise. With ``"none"`` the
+    per-item losses are returned and the gradient is that of their sum.
+    """
+    if reduction == "none":
+        return per_item, 1
+    total = xp.sum(per_item)
+    if reduction == "sum":
+        return total, 1
+    n = per_item.size if count is None else count
+    return total / n, 1 / n
+
+
+class Loss:
+    """Base class of every loss.
+
+    A subclass declares ``name``, ``family``, ``args`` (a tuple of
+    :class:`~ptyloss_xp._validate.Arg`), ``params`` (name -> :class:`Param`),
+    and implements :meth:`_evaluate`. Documentation strings ``formula``,
+    ``gradient`` and ``reference`` feed the generated catalogue.
+
+    ``param_cases`` lists parameter sets that the generic tests run besides
+    the defaults; ``dims_min`` gives minimum sizes of named dimensions;
+    ``sample_dims_min`` raises those minima for drawn test inputs only.
+    """
+
+    name: ClassVar[str] = ""
+    family: ClassVar[str] = ""
+    args: tuple = ()
+    params: ClassVar[dict] = {}
+    dims_min: ClassVar[dict] = {}
+    sample_dims_min: ClassVar[dict] = {}
+    param_cases: ClassVar[tuple] = ()
+    formula: ClassVar[str] = ""
+    gradient: ClassVar[str] = ""
+    reference: ClassVar[str] = ""
+
+    def __init__(self, **params):
+        unknown = sorted(set(params) - set(self.params))
+        if unknown:
+            valid = ", ".join(self.params) or "none"
+            msg = f"{self.name}: unknown parameter(s) {', '.join(map(repr, unknown))}; valid: {valid}"
+            raise TypeError(msg)
+        self.config = {}
+        for key, spec in self.params.items():
+            value = spec.validate(self.name, key, params.get(key, spec.default))
+            self.config[key] = value
+            setattr(self, key, value)
+        self._setup()
+
+    def _setup(self):
+        """Hook for checks across parameters and parameter-dependent ``args``."""
+
+    def __repr__(self):
+        inner = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
+        return f"{self.name}({inner})"
+
+    @property
+    def wrt(self) -> tuple:
+        """Names of the arguments the gradient is taken with respect to."""
+        return tuple(a.name for a in self.args if a.grad)
+
+    def bind(self, arrays, kw):
+        """Match positional and keyword arrays to ``args``; validate them.
+
+        Returns ``(xp, arrays_by_name, dimension_sizes)``.
+        """
+        names = [a.name for a in self.args]
+        if len(arrays) > len(names):
+            msg = f"{self.name}: takes at most {len(names)} arrays ({', '.join(names)}), got {len(arrays)}"
+            raise TypeError(msg)
+        bound = dict(zip(names, arrays))
+        for k, v in kw.items():
+            if k not in names:
+                msg = f"{self.name}: unknown argument {k!r}; valid: {', '.join(names)}"
+                raise TypeError(msg)
+            if k in bound:
+                msg = f"{self.name}: argument {k!r} given twice"
+                raise TypeError(msg)
+            bound[k] = v
+        xp = namespace(bound)
+        sizes = check_arrays(self.name, self.args, bound, self.dims_min, self.config, xp)
+        return xp, bound, sizes
+
+    def value(self, *arrays, **kw):
+        """The loss value: a 0-d array (per-item array for ``reduction="none"``)."""
+        xp, a, _ = self.bind(arrays, kw)
+        v, _ = self._evaluate(xp, a, need_grad=False)
+        return xp.asarray(v)
+
+    def grad(self, *arrays, **kw):
+        """Gradient of the value with respect to ``wrt``: one array, or a tuple in ``wrt`` order."""
+        return self.value_and_grad(*arrays, **kw)[1]
+
+    def value_and_grad(self, *arrays, **kw):
+        """``(value, grad)``, sharing the work between them."""
+        xp, a, _ = self.bind(arrays, kw)
+        v, g = self._evaluate(xp, a, need_grad=True)
+        return xp.asarray(v), (g[0] if len(g) == 1 else tuple(g))
+
+    def nonsmooth_distance(self, name: str, arrays: dict):
+        """Distance from each element of argument ``name`` to the nearest
+        point where the loss is not smooth (a kink such as ``|x|`` at 0, or
+        the width of a smoothing such as TV's ``eps``); ``None`` if smooth.
+
+        ``arrays`` are float64 NumPy copies of the inputs. Finite-difference
+        checks keep their steps well inside this distance.
+        """
+        return None
+
+    def _evaluate(self, xp, a: dict, need_grad: bool):
+        """Return ``(value, grads)``; ``grads`` is a tuple in ``wrt`` order, or
+        ``None`` when ``need_grad`` is false."""
+        raise NotImplementedError
+
+
+class PointwiseLoss(Loss):
+    """A loss that is a reduction of an elementwise function of its inputs.
+
+    Subclasses implement :meth:`_pointwise`, returning the elementwise loss
+    and its first and second derivatives with respect to the single
+    differentiable argument. They also get :meth:`gradient_hessian`.
+    """
+
+    params: ClassVar[dict] = {"reduction": REDUCTION}
+
+    def _pointwise(self, xp, a: dict, order: int):
+        """Return ``(loss, d1, d2)``; ``d1`` is ``None`` when ``order < 1``
+        and ``d2`` when ``order < 2``."""
+        raise NotImplementedError
+
+    def _evaluate(self, xp, a, need_grad):
+        loss, d1, _ = self._pointwise(xp, a, 1 if need_grad else 0)
+        value, factor = reduce(xp, loss, self.reduction)
+        return value, ((d1 * factor,) if need_grad else None)
+
+    def gradient_hessian(self, *arrays, **kw):
+        """Gradient and diagonal Hessian of the reduced value with respect to
+        the prediction: the ``(grad, hess)`` pair a LightGBM/XGBoost custom
+        objective takes (use ``reduction="sum"`` for per-sample values)."""
+        xp, a, _ = self.bind(arrays, kw)
+        loss, d1, d2 = self._pointwise(xp, a, 2)
+        _, factor = reduce(xp, loss, self.reduction)
+        return d1 * factor, d2 * factor
+

@@ -1,0 +1,375 @@
+"""Input domains and parameter specifications, and the one place they are checked.
+
+A loss declares its inputs as :class:`Arg` records and its parameters as
+:class:`Param` records. Validation, the hypothesis strategies in
+:mod:`ptyloss_xp.testing` and the generated docs all read these records, so
+the domain a loss states is the domain it enforces.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Any
+
+from ._backend import device_of
+
+__all__ = ["Arg", "Param", "REDUCTION", "check_values", "value_checks_enabled"]
+
+_VALUE_CHECKS = [True]
+
+
+def value_checks_enabled() -> bool:
+    return _VALUE_CHECKS[-1]
+
+
+@contextlib.contextmanager
+def check_values(enabled: bool):
+    """Switch the checks of input *values* on or off inside a ``with`` block.
+
+    Shape, dtype and namespace checks read only metadata and always run.
+    Value checks (intensities >= 0, labels in range, ...) reduce over the data
+    and bring one boolean back to the host, which on a GPU is a device
+    synchronisation per call. A solver that has validated its data once can
+    turn them off in its inner loop:
+
+    >>> import numpy as np, ptyloss_xp as pl
+    >>> loss = pl.get("mse")
+    >>> with pl.check_values(False):
+    ...     float(loss.value(np.ones(3), np.zeros(3)))
+    1.0
+    """
+    _VALUE_CHECKS.append(bool(enabled))
+    try:
+        yield
+    finally:
+        _VALUE_CHECKS.pop()
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One array argument of a loss and its valid domain.
+
+    Parameters
+    ----------
+    name : str
+        Argument name (positional order is the order in ``Loss.args``).
+    shape : tuple of str
+        Symbolic shape. Each entry names a dimension; equal names must have
+        equal sizes across all arguments. One entry may be ``"*"``: any number
+        of trailing or middle dimensions, the same for every argument that
+        has ``"*"``.
+    kind : {"real", "complex", "int", "choice"}
+        Real floating, complex floating, integer labels, or a real floating
+        array whose values come from ``values``.
+    low, high : float or str, optional
+        Bounds. For ``kind="int"`` the range is ``[low, high)`` and ``high``
+        may name a dimension (labels in ``[0, C)``).
+    low_open, high_open : bool
+        Whether the real bound itself is excluded.
+    values : tuple of float
+        The allowed values for ``kind="choice"``.
+    simplex : bool
+        Rows along the last axis are probability vectors (used to draw
+        samples; sums are not checked).
+    grad : bool
+        Whether the loss is differentiated with respect to this argument.
+    optional : bool
+        Whether the argument may be left out (``None``).
+    also : str, optional
+        Name of a loss parameter whose value is also allowed (``ignore_index``).
+    doc : str
+        One line for the docs.
+    """
+
+    name: str
+    shape: tuple = ("*",)
+    kind: str = "real"
+    low: Any = None
+    high: Any = None
+    low_open: bool = False
+    high_open: bool = False
+    values: tuple = ()
+    simplex: bool = False
+    grad: bool = False
+    optional: bool = False
+    also: str | None = None
+    doc: str = ""
+
+    def describe(self) -> str:
+        """Human-readable domain, e.g. ``real, shape (N, K, K), >= 0``."""
+        parts = [self.kind, "shape (" + ", ".join(self.shape) + ")"]
+        if self.kind == "choice":
+            parts.append("values in {" + ", ".join(f"{v:g}" for v in self.values) + "}")
+        elif self.kind == "int":
+            parts.append(f"in [{self.low}, {self.high})")
+        else:
+            if self.low is not None:
+                parts.append(("> " if self.low_open else ">= ") + f"{self.low:g}")
+            if self.high is not None:
+                parts.append(("< " if self.high_open else "<= ") + f"{self.high:g}")
+        if self.simplex:
+            parts.append("rows sum to 1")
+        if self.optional:
+            parts.append("optional")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Param:
+    """One construction parameter of a loss.
+
+    ``kind`` is one of ``"float"``, ``"int"``, ``"bool"``, ``"choice"``,
+    ``"floats"`` (a sequence of ``length`` floats), ``"str"`` or ``"array"``
+    (array-like, e.g. class weights; kept as given).
+    """
+
+    default: Any
+    kind: str = "float"
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    choices: tuple = ()
+    length: int | None = None
+    allow_none: bool = False
+    doc: str = ""
+
+    def allowed(self) -> str:
+        if self.kind == "choice":
+            s = "one of " + ", ".join(repr(c) for c in self.choices)
+        elif self.kind == "bool":
+            s = "a bool"
+        elif self.kind == "array":
+            s = "an array-like of floats"
+        elif self.kind == "str":
+            s = "a string"
+        else:
+            noun = {"float": "a real number", "int": "an integer"}.get(
+                self.kind, f"a sequence of {self.length} real numbers"
+            )
+            bounds = []
+            if self.low is not None:
+                bounds.append(("> " if self.low_open else ">= ") + f"{self.low:g}")
+            if self.high is not None:
+                bounds.append(("< " if self.high_open else "<= ") + f"{self.high:g}")
+            s = noun + (" " + " and ".join(bounds) if bounds else "")
+            if self.kind == "floats" and bounds:
+                s = f"a sequence of {self.length} real numbers, each " + " and ".join(bounds)
+        if self.allow_none:
+            s += ", or None"
+        return s
+
+    def _in_bounds(self, v) -> bool:
+        if not math.isfinite(v):
+            return False
+        if self.low is not None and (v <= self.low if self.low_open else v < self.low):
+            return False
+        return not (
+            self.high is not None and (v >= self.high if self.high_open else v > self.high)
+        )
+
+    def validate(self, owner: str, name: str, value):
+        """Return the normalised value or raise ``ValueError``/``TypeError``."""
+        def fail(exc=ValueError):
+            msg = f"{owner}: parameter {name!r} must be {self.allowed()}, got {value!r}"
+            raise exc(msg)
+
+        if value is None:
+            if self.allow_none:
+                return None
+            fail()
+        k = self.kind
+        if k == "bool":
+            if not isinstance(value, bool):
+                fail(TypeError)
+            return value
+        if k == "choice":
+            if value not in self.choices:
+                fail()
+            return value
+        if k == "str":
+            if not isinstance(value, str):
+                fail(TypeError)
+            return value
+        if k == "array":
+            return value
+        if k == "int":
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                fail(TypeError)
+            if not self._in_bounds(int(value)):
+                fail()
+            return int(value)
+        if k == "float":
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                fail(TypeError)
+            if not self._in_bounds(float(value)):
+                fail()
+            return float(value)
+        if k == "floats":
+            if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
+                fail(TypeError)
+            if len(value) != self.length:
+                fail()
+            out = []
+            for v in value:
+                if isinstance(v, bool) or not isinstance(v, numbers.Real):
+                    fail(TypeError)
+                if not self._in_bounds(float(v)):
+                    fail()
+                out.append(float(v))
+            return tuple(out)
+        msg = f"unknown parameter kind {k!r}"
+        raise AssertionError(msg)
+
+
+REDUCTION = Param(
+    "mean",
+    kind="choice",
+    choices=("mean", "sum", "none"),
+    doc='"mean", "sum", or "none" (per-sample values; grad is then that of their sum)',
+)
+
+
+def check_arrays(owner: str, args, arrays: dict, dims_min: dict, params: dict, xp):
+    """Check dtypes, shapes and (when enabled) values of the bound arrays.
+
+    Returns the size of every named dimension.
+    """
+    float_dtypes = {}
+    sizes: dict = {}
+    star = None
+    for a in args:
+        x = arrays.get(a.name)
+        if x is None:
+            if not a.optional:
+                msg = f"{owner}: missing required array argument {a.name!r}"
+                raise TypeError(msg)
+            continue
+        _check_dtype(owner, a, x, xp)
+        if a.kind in ("real", "choice", "complex"):
+            float_dtypes[a.name] = x.dtype
+        star = _match_shape(owner, a, tuple(x.shape), sizes, star)
+    if len({_precision(xp, d) for d in float_dtypes.values()}) > 1:
+        got = ", ".join(f"{n}: {d}" for n, d in float_dtypes.items())
+        msg = f"{owner}: floating arguments must share one precision, got {got}"
+        raise TypeError(msg)
+    for dim, n in sizes.items():
+        need = dims_min.get(dim, 1)
+        if n < need:
+            who = [a.name for a in args if dim in a.shape and arrays.get(a.name) is not None]
+            msg = (
+                f"{owner}: dimension {dim} (of {', '.join(who)}) must have size >= "
+                f"{need}, got {n}"
+            )
+            raise ValueError(msg)
+    if star is not None and any(s == 0 for s in star):
+        msg = f"{owner}: arrays must not be empty, got shape {star} for the '*' dimensions"
+        raise ValueError(msg)
+    if value_checks_enabled():
+        for a in args:
+            x = arrays.get(a.name)
+            if x is not None:
+                _check_range(owner, a, x, sizes, params, xp)
+    return sizes
+
+
+def _precision(xp, dtype):
+    if dtype in (xp.float32, xp.complex64):
+        return 32
+    return 64
+
+
+def _check_dtype(owner, a, x, xp):
+    isdt = xp.isdtype
+    if a.kind == "int":
+        ok, want = isdt(x.dtype, "integral"), "an integer dtype"
+    elif a.kind == "complex":
+        ok, want = isdt(x.dtype, "complex floating"), "a complex floating dtype"
+    else:
+        ok, want = isdt(x.dtype, "real floating"), "a real floating dtype (float32 or float64)"
+    if not ok:
+        msg = f"{owner}: argument {a.name!r} must have {want}, got {x.dtype}"
+        raise TypeError(msg)
+
+
+def _match_shape(owner, a, shape, sizes, star):
+    spec = a.shape
+    def fail(extra=""):
+        want = "(" + ", ".join(spec) + ")"
+        msg = f"{owner}: argument {a.name!r} must have shape {want}, got {shape}{extra}"
+        raise ValueError(msg)
+
+    if "*" in spec:
+        i = spec.index("*")
+        head, tail = spec[:i], spec[i + 1 :]
+        if len(shape) < len(head) + len(tail):
+            fail()
+        mid = shape[len(head) : len(shape) - len(tail)]
+        if star is not None and mid != star:
+            fail(f"; its '*' dimensions {mid} differ from the other arguments' {star}")
+        star = mid
+        named = list(zip(head, shape[: len(head)])) + list(
+            zip(tail, shape[len(shape) - len(tail) :])
+        )
+    else:
+        if len(shape) != len(spec):
+            fail()
+        named = list(zip(spec, shape))
+    for dim, n in named:
+        if dim in sizes and sizes[dim] != n:
+            fail(f"; dimension {dim} is {sizes[dim]} in another argument but {n} here")
+        sizes[dim] = n
+    return star
+
+
+def _check_range(owner, a, x, sizes, params, xp):
+    if a.kind == "int":
+        high = sizes[a.high] if isinstance(a.high, str) else a.high
+        bad = (x < a.low) | (x >= high)
+        if a.also is not None and params.get(a.also) is not None:
+            bad = bad & (x != params[a.also])
+        if bool(xp.any(bad)):
+            extra = f" or equal {a.also}={params[a.also]}" if a.also else ""
+            msg = f"{owner}: argument {a.name!r} must hold values in [{a.low}, {high}){extra}"
+            raise ValueError(msg + _found(xp, x, bad))
+        return
+    if a.kind == "choice":
+        bad = xp.ones(x.shape, dtype=xp.bool, device=device_of(x))
+        for v in a.values:
+            bad = bad & (x != v)
+        if bool(xp.any(bad)):
+            msg = f"{owner}: argument {a.name!r} must hold values in {set(a.values)}"
+            raise ValueError(msg + _found(xp, x, bad))
+        return
+    if a.kind == "complex":
+        if not bool(xp.all(xp.isfinite(x))):
+            msg = f"{owner}: argument {a.name!r} must be finite"
+            raise ValueError(msg + _found(xp, x, ~xp.isfinite(x)))
+        return
+    bad = ~xp.isfinite(x)
+    if a.low is not None:
+        bad = bad | (~(x > a.low) if a.low_open else ~(x >= a.low))
+    if a.high is not None:
+        bad = bad | (~(x < a.high) if a.high_open else ~(x <= a.high))
+    if bool(xp.any(bad)):
+        msg = f"{owner}: argument {a.name!r} must be finite{_bounds_text(a)}"
+        raise ValueError(msg + _found(xp, x, bad))
+
+
+def _bounds_text(a) -> str:
+    parts = []
+    if a.low is not None:
+        parts.append(("> " if a.low_open else ">= ") + f"{a.low:g}")
+    if a.high is not None:
+        parts.append(("< " if a.high_open else "<= ") + f"{a.high:g}")
+    return (" and " + " and ".join(parts)) if parts else ""
+
+
+def _found(xp, x, bad) -> str:
+    n = int(xp.sum(xp.astype(bad, xp.int64)))
+    first = x[bad][0]
+    first = int(first) if xp.isdtype(x.dtype, "integral") else complex(first) if xp.isdtype(x.dtype, "complex floating") else float(first)
+    return f"; {n} element(s) are not, e.g. {first!r}"

@@ -1,0 +1,100 @@
+"""The linear operators of ``loss_simlar``: 5-tap Gaussian blur and area zoom.
+
+Both act separably along one axis, so each is a small matrix applied along
+that axis; the exact adjoint is the transposed matrix. The matrices are built
+once per size on the host in float64 and cast to the data's dtype and device.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+
+from .._backend import constant
+
+__all__ = ["blur_matrix", "zoom_matrix", "axis_operators", "apply_along", "apply_adjoint_along"]
+
+
+@lru_cache(maxsize=64)
+def blur_matrix(n: int, sigma: float) -> np.ndarray:
+    """(n, n) matrix of PtyRAD's blur along one axis.
+
+    Kernel ``k(t) = exp(-t^2 / (2 sigma^2))`` at ``t = -2..2``, normalised to
+    sum 1, on a signal padded by 2 samples with ``numpy.pad(mode="reflect")``
+    (mirror without repeating the edge sample).
+    """
+    t = np.arange(-2, 3, dtype=np.float64)
+    k = np.exp(-(t**2) / (2.0 * sigma**2))
+    k /= k.sum()
+    src = np.pad(np.arange(n), 2, mode="reflect")
+    m = np.zeros((n, n))
+    for i in range(n):
+        for j, kj in enumerate(k):
+            m[i, src[i + j]] += kj
+    m.flags.writeable = False
+    return m
+
+
+@lru_cache(maxsize=64)
+def zoom_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) matrix of area averaging (adaptive average pooling).
+
+    Output bin ``i`` averages inputs ``[floor(i n_in / n_out), ceil((i+1) n_in / n_out))``.
+    """
+    m = np.zeros((n_out, n_in))
+    for i in range(n_out):
+        lo = (i * n_in) // n_out
+        hi = -((-(i + 1) * n_in) // n_out)
+        m[i, lo:hi] = 1.0 / (hi - lo)
+    m.flags.writeable = False
+    return m
+
+
+def axis_operators(shape_zyx, scale_factor, blur_std, owner="loss_simlar"):
+    """Host matrices for the (z, y, x) axes, ``None`` where the axis is untouched.
+
+    The blur acts on y and x only; the zoom on all three. Blur comes first.
+    """
+    mats = []
+    for axis, (n, s) in enumerate(zip(shape_zyx, scale_factor)):
+        m = None
+        if blur_std and axis > 0:
+            m = blur_matrix(n, float(blur_std))
+        if s != 1:
+            n_out = math.floor(n * s)
+            if n_out < 1:
+                msg = (
+                    f"{owner}: scale_factor {s:g} shrinks an axis of size {n} to "
+                    f"{n_out}; floor(size * scale) must be >= 1"
+                )
+                raise ValueError(msg)
+            z = zoom_matrix(n, n_out)
+            m = z if m is None else z @ m
+        mats.append(m)
+    return mats
+
+
+def apply_along(xp, x, mats):
+    """Apply host matrices to the last three axes of ``x``."""
+    mz, my, mx = (None if m is None else constant(xp, m, x) for m in mats)
+    if mx is not None:
+        x = x @ mx.T
+    if my is not None:
+        x = my @ x
+    if mz is not None:
+        x = xp.moveaxis(xp.moveaxis(x, -3, -1) @ mz.T, -1, -3)
+    return x
+
+
+def apply_adjoint_along(xp, g, mats):
+    """The exact adjoint of :func:`apply_along`."""
+    mz, my, mx = (None if m is None else constant(xp, m, g) for m in mats)
+    if mz is not None:
+        g = xp.moveaxis(xp.moveaxis(g, -3, -1) @ mz, -1, -3)
+    if my is not None:
+        g = my.T @ g
+    if mx is not None:
+        g = g @ mx
+    return g
