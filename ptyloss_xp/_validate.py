@@ -36,9 +36,9 @@ def check_values(enabled: bool):
     turn them off in its inner loop:
 
     >>> import numpy as np, ptyloss_xp as pl
-    >>> loss = pl.get("mse")
+    >>> loss = pl.get("loss_single")
     >>> with pl.check_values(False):
-    ...     float(loss.value(np.ones(3), np.zeros(3)))
+    ...     float(loss.value(np.full((1, 2, 2), 4.0), np.ones((1, 2, 2))))
     1.0
     """
     _VALUE_CHECKS.append(bool(enabled))

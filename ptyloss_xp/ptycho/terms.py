@@ -74,9 +74,15 @@ class _DataTerm(Loss):
             raise ValueError(msg)
         return w, total
 
-    @staticmethod
-    def _wsum(xp, x, w):
-        return xp.sum(x) if w is None else xp.sum(w * x)
+    def _mean_measured(self, xp, dp, w, total):
+        """``mean(D^p)``, the normaliser of every data term; it must be > 0."""
+        mean_d = (xp.sum(dp) if w is None else xp.sum(w * dp)) / total
+        if value_checks_enabled() and not bool(mean_d > 0):
+            where = " where dp_weight > 0" if w is not None else ""
+            msg = (f"{self.name}: argument 'measured_dp' must not be all zero{where}: "
+                   "the term is normalised by mean(measured_dp ** dp_pow)")
+            raise ValueError(msg)
+        return mean_d
 
 
 @register
@@ -109,7 +115,7 @@ class LossSingle(_DataTerm):
         r = ip - dp
         rw = r if w is None else w * r
         rms = xp.sqrt(xp.sum(rw * r) / total)
-        mean_d = self._wsum(xp, dp, w) / total
+        mean_d = self._mean_measured(xp, dp, w, total)
         value = self.weight * rms / mean_d
         if not need_grad:
             return value, None
@@ -148,9 +154,10 @@ class LossPoissn(_DataTerm):
         w, total = self._mask(xp, a)
         ip, slope = _pow_and_slope(xp, a["model_dp"], self.dp_pow)
         dp = power(xp, a["measured_dp"], self.dp_pow)
-        mean_d = self._wsum(xp, dp, w) / total
+        mean_d = self._mean_measured(xp, dp, w, total)
         shifted = ip + self.eps
-        nll = self._wsum(xp, dp * xp.log(shifted) - ip, w)
+        terms = dp * xp.log(shifted) - ip
+        nll = xp.sum(terms) if w is None else xp.sum(w * terms)
         value = -self.weight * nll / (total * mean_d)
         if not need_grad:
             return value, None
@@ -189,7 +196,7 @@ class LossPacbed(_DataTerm):
         w, total = self._mask(xp, a)
         model, meas = a["model_dp"], a["measured_dp"]
         n = model.shape[0]
-        mean_d = self._wsum(xp, power(xp, meas, self.dp_pow), w) / total
+        mean_d = self._mean_measured(xp, power(xp, meas, self.dp_pow), w, total)
         ip, slope = _pow_and_slope(xp, xp.mean(model, axis=0), self.dp_pow)
         r = ip - power(xp, xp.mean(meas, axis=0), self.dp_pow)
         rw = r if w is None else w * r
@@ -359,7 +366,7 @@ class LossTV(_ObjectTerm):
     >>> import numpy as np, ptyloss_xp as pl
     >>> P = np.zeros((1, 1, 1, 2, 2)); P[..., 0, 0] = 1.0
     >>> round(float(pl.get("loss_tv", obj_type="phase", weight=1.0).value(P, np.ones(1))), 6)
-    0.353304
+    0.353303
     """
 
     name = "loss_tv"

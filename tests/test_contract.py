@@ -1,0 +1,168 @@
+"""The contract of DESIGN.md section 2, checked for every registered loss.
+
+Nothing here names a loss: a new registered class is picked up with all the
+parameter sets in its ``param_cases``.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, reject, settings
+
+import ptyloss_xp as pl
+from ptyloss_xp.testing import check_grad, dtype_tolerance, inputs, sample_inputs
+
+from conftest import to_numpy
+
+CASES = [
+    pytest.param(name, case, id=f"{name}-{i}")
+    for name in pl.available()
+    for i, case in enumerate(({},) + pl.loss_class(name).param_cases)
+]
+
+
+def _grads_tuple(loss, g):
+    return (g,) if len(loss.wrt) == 1 else g
+
+
+@pytest.mark.parametrize(("name", "case"), CASES)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_gradient_matches_finite_differences(name, case, seed):
+    loss = pl.get(name, **case)
+    arrays = sample_inputs(loss, seed=seed)
+    check_grad(loss, **arrays, rtol=1e-7)
+
+
+@pytest.mark.parametrize(("name", "case"), CASES)
+def test_gradient_hessian_matches_finite_differences_of_gradient(name, case):
+    loss = pl.get(name, **case)
+    if not isinstance(loss, pl.PointwiseLoss):
+        pytest.skip("diagonal Hessian is defined for pointwise losses only")
+    arrays = sample_inputs(loss, seed=3)
+    (wrt,) = loss.wrt
+    x = arrays[wrt]
+    kink = loss.nonsmooth_distance(wrt, arrays)
+    h = 1e-4 * np.maximum(1.0, np.abs(x))
+    if kink is not None:
+        h = np.minimum(h, 1e-3 * np.asarray(kink) / 2.5 + 0 * x)
+    spec = {a.name: a for a in loss.args}[wrt]
+    if spec.low is not None:
+        h = np.minimum(h, (x - spec.low) / 2.5)
+    if spec.high is not None:
+        h = np.minimum(h, (spec.high - x) / 2.5)
+
+    def g_at(c):
+        return loss.grad(**{**arrays, wrt: x + c * h})
+
+    fd = (-g_at(2) + 8 * g_at(1) - 8 * g_at(-1) + g_at(-2)) / (12 * h)
+    g, hess = loss.gradient_hessian(**arrays)
+    np.testing.assert_allclose(g, loss.grad(**arrays), rtol=1e-12, atol=0)
+    scale = np.max(np.abs(hess)) + np.max(np.abs(fd))
+    assert np.max(np.abs(fd - hess)) <= 1e-6 * scale
+
+
+@pytest.mark.parametrize(("name", "case"), CASES)
+def test_value_and_grad_equals_value_and_grad_separately(name, case):
+    loss = pl.get(name, **case)
+    arrays = sample_inputs(loss, seed=2)
+    v, g = loss.value_and_grad(**arrays)
+    np.testing.assert_array_equal(v, loss.value(**arrays))
+    for a, b in zip(_grads_tuple(loss, g), _grads_tuple(loss, loss.grad(**arrays))):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(("name", "case"), CASES)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_namespace_dtype_shape_preserved_and_inputs_unchanged(xp, name, case, dtype):
+    loss = pl.get(name, **case)
+    arrays = sample_inputs(loss, xp=xp, dtype=dtype, seed=4)
+    before = {k: to_numpy(v).copy() for k, v in arrays.items()}
+    v, g = loss.value_and_grad(**arrays)
+    for k, arr in arrays.items():
+        np.testing.assert_array_equal(to_numpy(arr), before[k], err_msg=f"{k} was modified")
+    real = xp.float32 if dtype == "float32" else xp.float64
+    assert type(v) is type(arrays[loss.wrt[0]])
+    assert v.dtype == real
+    for name_, gi in zip(loss.wrt, _grads_tuple(loss, g)):
+        x = arrays[name_]
+        assert type(gi) is type(x), name_
+        assert gi.dtype == x.dtype, name_
+        assert gi.shape == x.shape, name_
+        assert bool(xp.all(xp.isfinite(gi))), name_
+
+
+@pytest.mark.parametrize(("name", "case"), CASES)
+def test_float32_agrees_with_float64(name, case):
+    loss = pl.get(name, **case)
+    a64 = sample_inputs(loss, dtype="float64", seed=5)
+    a32 = sample_inputs(loss, dtype="float32", seed=5)
+    v64, g64 = loss.value_and_grad(**a64)
+    v32, g32 = loss.value_and_grad(**a32)
+    tol = 4 * dtype_tolerance("float32")
+    scale = max(np.max(np.abs(v64)), 1e-30)
+    assert np.max(np.abs(v32 - v64)) <= tol * scale
+    for a, b in zip(_grads_tuple(loss, g32), _grads_tuple(loss, g64)):
+        assert np.max(np.abs(a - b)) <= tol * max(np.max(np.abs(b)), 1e-30)
+
+
+@pytest.mark.parametrize(("name", "case"), CASES)
+def test_other_namespaces_give_numpys_numbers(xp, name, case):
+    loss = pl.get(name, **case)
+    ref = sample_inputs(loss, seed=6)
+    other = sample_inputs(loss, xp=xp, seed=6)
+    v0, g0 = loss.value_and_grad(**ref)
+    v1, g1 = loss.value_and_grad(**other)
+    np.testing.assert_allclose(to_numpy(v1), v0, rtol=1e-12, atol=1e-300)
+    for a, b in zip(_grads_tuple(loss, g1), _grads_tuple(loss, g0)):
+        np.testing.assert_allclose(to_numpy(a), b, rtol=1e-10, atol=1e-13 * np.max(np.abs(b)))
+
+
+@pytest.mark.parametrize(("name", "case"), CASES)
+def test_edges_of_the_domain_give_finite_consistent_results(name, case):
+    loss = pl.get(name, **case)
+
+    @settings(max_examples=15, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(inputs(loss))
+    def run(arrays):
+        try:
+            v, g = loss.value_and_grad(**arrays)
+        except ValueError as exc:
+            # A data-dependent rule beyond the declared bounds (e.g. measured
+            # patterns all zero) may refuse the input, by name, never by NaN.
+            assert str(exc).startswith(f"{loss.name}: argument"), exc
+            reject()
+        assert np.all(np.isfinite(v))
+        np.testing.assert_array_equal(v, loss.value(**arrays))
+        for n, gi in zip(loss.wrt, _grads_tuple(loss, g)):
+            assert gi.shape == arrays[n].shape
+            assert np.all(np.isfinite(gi)), n
+
+    run()
+
+
+@pytest.mark.parametrize("name", pl.available())
+def test_unknown_parameter_is_named(name):
+    with pytest.raises(TypeError, match="not_a_parameter"):
+        pl.get(name, not_a_parameter=1)
+
+
+@pytest.mark.parametrize("name", pl.available())
+def test_every_loss_is_documented(name):
+    cls = pl.loss_class(name)
+    assert cls.family, name
+    assert cls.formula and cls.gradient and cls.reference, name
+    assert cls.__doc__ and "Examples" in cls.__doc__, name
+    for a in cls.args:
+        assert a.doc or a.name in ("input", "target"), (name, a.name)
+
+
+def test_unknown_name_lists_valid_names():
+    with pytest.raises(KeyError, match="loss_single"):
+        pl.get("no_such_loss")
+
+
+def test_mixed_namespaces_are_a_clear_error():
+    strict = pytest.importorskip("array_api_strict")
+    loss = pl.get("loss_single")
+    with pytest.raises(TypeError, match="model_dp.*measured_dp"):
+        loss.value(np.ones((1, 2, 2)), strict.ones((1, 2, 2)))
