@@ -197,9 +197,7 @@ def sample_inputs(loss, xp=None, dtype="float64", seed=0, optional=True, sizes=N
             continue
         shape = _shape(a, dims, star)
         out[a.name] = _sample_values(a, shape, dims, rng)
-    fix = getattr(loss, "_fix_sample", None)
-    if fix is not None:
-        out = fix(out, rng)
+    out = loss.fix_sample(out, rng)
     return _convert(out, xp, dtype)
 
 
@@ -260,9 +258,7 @@ def inputs(loss, xp=None, dtype="float64"):
                 continue
             shape = _shape(a, dims, star)
             host[a.name] = drw(_array_strategy(st, hnp, a, shape, dims))
-        fix = getattr(loss, "_fix_sample", None)
-        if fix is not None:
-            host = fix(host, np.random.default_rng(drw(st.integers(0, 2**32 - 1))))
+        host = loss.fix_sample(host, np.random.default_rng(drw(st.integers(0, 2**32 - 1))))
         return _convert(host, xp, dtype)
 
     return draw()
