@@ -215,9 +215,14 @@ class PointwiseLoss(Loss):
         and ``d2`` when ``order < 2``."""
         raise NotImplementedError
 
+    def _reduce(self, xp, loss):
+        """``(value, gradient factor)``; a loss with its own reductions
+        (``kl_div``'s "batchmean") overrides this."""
+        return reduce(xp, loss, self.reduction)
+
     def _evaluate(self, xp, a, need_grad):
         loss, d1, _ = self._pointwise(xp, a, 1 if need_grad else 0)
-        value, factor = reduce(xp, loss, self.reduction)
+        value, factor = self._reduce(xp, loss)
         return value, ((d1 * factor,) if need_grad else None)
 
     def gradient_hessian(self, *arrays, **kw):
@@ -226,6 +231,6 @@ class PointwiseLoss(Loss):
         objective takes (use ``reduction="sum"`` for per-sample values)."""
         xp, a, _ = self.bind(arrays, kw)
         loss, d1, d2 = self._pointwise(xp, a, 2)
-        _, factor = reduce(xp, loss, self.reduction)
+        _, factor = self._reduce(xp, loss)
         return d1 * factor, d2 * factor
 
