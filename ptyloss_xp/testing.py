@@ -284,8 +284,12 @@ def _array_strategy(st, hnp, a, shape, dims):
                    allow_nan=False, allow_infinity=False, allow_subnormal=False)
     arr = hnp.arrays(np.float64, shape, elements=el)
     if a.simplex:
+        # Exact zeros (one-hot rows) are drawn where the domain allows them.
+        floor = 1e-3 if a.low_open else 0.0
+
         def normalise(p):
-            p = np.abs(p) + 1e-3
+            p = np.abs(p) + floor
+            p[p.sum(axis=-1) == 0] = 1.0
             return p / p.sum(axis=-1, keepdims=True)
         arr = arr.map(normalise)
     return arr
