@@ -349,12 +349,20 @@ def _check_range(owner, a, x, sizes, params, xp):
             msg = f"{owner}: argument {a.name!r} must be finite"
             raise ValueError(msg + _found(xp, x, ~xp.isfinite(x)))
         return
-    bad = ~xp.isfinite(x)
+    # Two reductions decide; the elementwise mask is built only to describe a
+    # failure. NaN propagates through min and max, so it fails isfinite.
+    smallest, largest = xp.min(x), xp.max(x)
+    ok = xp.isfinite(smallest) & xp.isfinite(largest)
     if a.low is not None:
-        bad = bad | (~(x > a.low) if a.low_open else ~(x >= a.low))
+        ok = ok & ((smallest > a.low) if a.low_open else (smallest >= a.low))
     if a.high is not None:
-        bad = bad | (~(x < a.high) if a.high_open else ~(x <= a.high))
-    if bool(xp.any(bad)):
+        ok = ok & ((largest < a.high) if a.high_open else (largest <= a.high))
+    if not bool(ok):
+        bad = ~xp.isfinite(x)
+        if a.low is not None:
+            bad = bad | (~(x > a.low) if a.low_open else ~(x >= a.low))
+        if a.high is not None:
+            bad = bad | (~(x < a.high) if a.high_open else ~(x <= a.high))
         msg = f"{owner}: argument {a.name!r} must be finite{_bounds_text(a)}"
         raise ValueError(msg + _found(xp, x, bad))
 
