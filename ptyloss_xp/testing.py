@@ -15,6 +15,7 @@ True
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -290,7 +291,14 @@ def _array_strategy(st, hnp, a, shape, dims):
                    allow_nan=False, allow_infinity=False, allow_subnormal=False)
     # Magnitudes below 1e-30 (other than 0) are left out: they only test
     # float64 overflow of 1/x, which no physical input approaches.
-    el = el.filter(lambda v: v == 0.0 or abs(v) >= 1e-30)
+    zero_ok = lo < 0 < hi or (lo == 0 and not a.low_open) or (hi == 0 and not a.high_open)
+
+    def squash(v):
+        if v == 0.0 or abs(v) >= 1e-30:
+            return v
+        return 0.0 if zero_ok else math.copysign(1e-30, v)
+
+    el = el.map(squash)
     arr = hnp.arrays(np.float64, shape, elements=el)
     if a.simplex:
         # Exact zeros (one-hot rows) are drawn where the domain allows them.
