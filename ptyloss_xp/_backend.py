@@ -6,9 +6,14 @@ keyword ``xp`` and use only the array API standard (plus ``xp.fft``).
 
 from __future__ import annotations
 
+import importlib
+
 import array_api_compat
 
 __all__ = [
+    "BACKENDS",
+    "BackendError",
+    "backend_namespace",
     "namespace",
     "device_of",
     "is_numpy",
@@ -96,3 +101,39 @@ def constant(xp, values, like):
     """A host constant (NumPy array or list) as an array of ``like``'s
     namespace, dtype and device."""
     return xp.asarray(values, dtype=like.dtype, device=device_of(like))
+
+
+BACKENDS = ("numpy", "cupy", "array_api_strict")
+
+
+class BackendError(ValueError):
+    """A backend name that is unknown or not usable on this machine."""
+
+
+def backend_namespace(name: str):
+    """The array namespace behind a backend name of the command line.
+
+    ``"numpy"`` and ``"cupy"`` give array-api-compat's wrappers,
+    ``"array_api_strict"`` the reference namespace. CuPy counts as usable only
+    when a CUDA device answers.
+    """
+    if name == "numpy":
+        return importlib.import_module("array_api_compat.numpy")
+    if name == "array_api_strict":
+        try:
+            return importlib.import_module("array_api_strict")
+        except ImportError:
+            msg = "backend array_api_strict is not installed (pip install array-api-strict)"
+            raise BackendError(msg) from None
+    if name == "cupy":
+        try:
+            cp = importlib.import_module("cupy")
+            if cp.cuda.runtime.getDeviceCount() < 1:
+                raise RuntimeError
+        except Exception:  # noqa: BLE001  (no CuPy, no driver or no device)
+            msg = ('backend cupy needs CuPy and a CUDA GPU, and none was found '
+                   '(pip install "ptyloss-xp[cupy]" on a machine with a GPU)')
+            raise BackendError(msg) from None
+        return importlib.import_module("array_api_compat.cupy")
+    msg = f"unknown backend {name!r}; valid: {', '.join(BACKENDS)}"
+    raise BackendError(msg)

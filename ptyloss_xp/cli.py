@@ -13,36 +13,16 @@ import importlib
 import sys
 
 from . import _registry
+from ._backend import BACKENDS, backend_namespace
 from .ptycho.combined import CombinedLoss, parse_loss_params
 
 __all__ = ["main", "catalogue_markdown"]
 
 
-class _UsageError(Exception):
-    """A bad option: reported in one line, exit status 2."""
-
-
-def _namespace(backend: str):
-    if backend == "numpy":
-        return importlib.import_module("numpy")
-    if backend == "array_api_strict":
-        try:
-            return importlib.import_module("array_api_strict")
-        except ImportError:
-            raise _UsageError("backend array_api_strict is not installed "
-                              "(pip install array-api-strict)") from None
-    try:
-        cp = importlib.import_module("cupy")
-        cp.cuda.runtime.getDeviceCount()
-    except Exception:  # noqa: BLE001  (no CuPy, no driver, no device)
-        raise _UsageError("backend cupy needs CuPy and a CUDA GPU, and none was found") from None
-    return importlib.import_module("array_api_compat.cupy")
-
-
 def _gradcheck(args) -> int:
     from .testing import check_grad, sample_inputs
 
-    xp = _namespace(args.backend)
+    xp = backend_namespace(args.backend)
     names = args.loss or _registry.available(args.family)
     rtol = 1e-7 if args.dtype == "float64" else 2e-3
     rows, failed = [], 0
@@ -136,7 +116,7 @@ def _parser():
     _demo_module().add_arguments(demo)
 
     g = sub.add_parser("gradcheck", help="check every registered loss against finite differences")
-    g.add_argument("--backend", choices=("numpy", "cupy", "array_api_strict"), default="numpy")
+    g.add_argument("--backend", choices=BACKENDS, default="numpy")
     g.add_argument("--dtype", choices=("float32", "float64"), default="float64")
     g.add_argument("--family", help="only this family")
     g.add_argument("--loss", action="append", help="only this loss (repeatable)")
@@ -172,7 +152,7 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.func(args)
-    except (_UsageError, ValueError, KeyError, TypeError, FileNotFoundError) as exc:
+    except (ValueError, KeyError, TypeError, FileNotFoundError) as exc:
         text = exc.args[0] if exc.args else str(exc)
         print(f"ptyloss-xp: error: {text}", file=sys.stderr)
         return 2

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import yaml
 
+from .._backend import BackendError, backend_namespace
 from ..ptycho.combined import DEFAULT_LOSS_PARAMS, CombinedLoss, parse_loss_params
 from .simulate import phase_error, simulate
 from .solver import reconstruct
@@ -156,16 +157,10 @@ def _require_matplotlib():
 
 
 def _namespace(backend):
-    if backend == "numpy":
-        return importlib.import_module("array_api_compat.numpy")
     try:
-        cp = importlib.import_module("cupy")
-        if cp.cuda.runtime.getDeviceCount() < 1:
-            raise RuntimeError
-    except Exception:  # noqa: BLE001  (no CuPy, no driver or no device)
-        raise _BadOption("--backend cupy needs CuPy and a CUDA GPU, and none was found "
-                         "(pip install \"ptyloss-xp[cupy]\" on a machine with a GPU)") from None
-    return importlib.import_module("array_api_compat.cupy")
+        return backend_namespace(backend)
+    except BackendError as exc:
+        raise _BadOption(f"--backend: {exc}") from None
 
 
 def _load_config(path):
