@@ -15,6 +15,8 @@ import tracemalloc
 
 import numpy as np
 
+from ptyloss_xp._backend import BackendError, backend_namespace
+
 # Size of each buffer of the bandwidth copy: far beyond any cache, so the
 # copy runs at main-memory (or HBM) speed.
 COPY_BYTES = 256 * 2**20
@@ -143,10 +145,8 @@ def available():
     """The backends present: NumPy, then CuPy if a device answers."""
     found = [NumpyBackend()]
     try:
-        cp = importlib.import_module("cupy")
-        cp.cuda.runtime.getDeviceCount()
-        cp.zeros(1)
-    except Exception:  # noqa: BLE001  (no CuPy, no driver or no device)
+        backend_namespace("cupy")
+    except BackendError:
         return found
-    found.append(CupyBackend(cp))
+    found.append(CupyBackend(importlib.import_module("cupy")))
     return found

@@ -1,30 +1,20 @@
 """Backends as a test parameter: NumPy always, array-api-strict when
 installed, CuPy only where a GPU answers."""
 
-import importlib
-
 import numpy as np
 import pytest
 
+from ptyloss_xp._backend import BackendError, backend_namespace
 
-def _cupy():
+
+def _namespace_or_none(name):
     try:
-        cp = importlib.import_module("cupy")
-        cp.cuda.runtime.getDeviceCount()
-        cp.zeros(1)
-    except Exception:  # noqa: BLE001  (no CuPy, no driver or no device)
-        return None
-    return importlib.import_module("array_api_compat.cupy")
-
-
-def _strict():
-    try:
-        return importlib.import_module("array_api_strict")
-    except ImportError:
+        return backend_namespace(name)
+    except BackendError:
         return None
 
 
-BACKENDS = {"numpy": np, "array_api_strict": _strict(), "cupy": _cupy()}
+BACKENDS = {name: _namespace_or_none(name) for name in ("numpy", "array_api_strict", "cupy")}
 
 
 def backend_params():

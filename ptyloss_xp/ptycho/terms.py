@@ -318,11 +318,18 @@ class LossSparse(_ObjectTerm):
         count = x.size // x.shape[1]
         if n == 1:
             coef = occ * (self.weight / count)
-            g = xp.sign(x) * xp.reshape(coef, (1, -1, 1, 1, 1))
         else:
             coef = xp.where(m > 0, occ * _nonzero(xp, m) ** (1.0 / n - 1.0), 0.0)
             coef = coef * (self.weight / count)
-            g = xp.sign(x) * absx ** (n - 1) * xp.reshape(coef, (1, -1, 1, 1, 1))
+        # In place on our own temporaries: the gradient is the only full-size
+        # array alive at the end (|x| is released first for n = 1).
+        if n == 1:
+            del absx
+            g = xp.sign(x)
+        else:
+            g = xp.sign(x)
+            g *= absx ** (n - 1)
+        g *= xp.reshape(coef, (1, -1, 1, 1, 1))
         return value, (g,)
 
 
