@@ -123,7 +123,8 @@ class Param:
 
     ``kind`` is one of ``"float"``, ``"int"``, ``"bool"``, ``"choice"``,
     ``"floats"`` (a sequence of ``length`` floats), ``"str"`` or ``"array"``
-    (array-like, e.g. class weights; kept as given).
+    (a 1-D vector of finite weights >= 0 such as class weights, kept as a
+    float64 NumPy array; a scalar too when ``scalar_ok``).
     """
 
     default: Any
@@ -135,6 +136,7 @@ class Param:
     choices: tuple = ()
     length: int | None = None
     allow_none: bool = False
+    scalar_ok: bool = False
     doc: str = ""
 
     def allowed(self) -> str:
@@ -143,7 +145,8 @@ class Param:
         elif self.kind == "bool":
             s = "a bool"
         elif self.kind == "array":
-            s = "an array-like of floats"
+            s = ("a real number or " if self.scalar_ok else "") + (
+                "a 1-D array-like of finite floats >= 0")
         elif self.kind == "str":
             s = "a string"
         else:
@@ -171,6 +174,26 @@ class Param:
             self.high is not None and (v >= self.high if self.high_open else v > self.high)
         )
 
+    def _host_vector(self, value, fail):
+        """A weight vector as a float64 NumPy array, checked once at build time.
+
+        CuPy arrays come to the host with ``.get()``, other namespaces through
+        DLPack; losses put it back on the data's device when they use it.
+        """
+        import numpy as np
+
+        try:
+            if hasattr(value, "__dlpack__") and not isinstance(value, np.ndarray):
+                value = value.get() if hasattr(value, "get") else np.from_dlpack(value)
+            w = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError, RuntimeError, BufferError):
+            fail()
+        if w.ndim > 1 or (w.ndim == 0 and not self.scalar_ok) or w.size == 0:
+            fail()
+        if not (np.all(np.isfinite(w)) and np.all(w >= 0)):
+            fail()
+        return w
+
     def validate(self, owner: str, name: str, value):
         """Return the normalised value or raise ``ValueError``/``TypeError``."""
         def fail(exc=ValueError):
@@ -195,7 +218,7 @@ class Param:
                 fail(TypeError)
             return value
         if k == "array":
-            return value
+            return self._host_vector(value, fail)
         if k == "int":
             if isinstance(value, bool) or not isinstance(value, numbers.Integral):
                 fail(TypeError)

@@ -56,27 +56,6 @@ _SMOOTHING = Param(0.0, low=0.0, high=1.0,
 # Shared helpers
 
 
-def _host_vector(owner, pname, value, scalar_ok=False):
-    """A weight parameter as a float64 NumPy array, checked once at build time."""
-    if value is None:
-        return None
-    what = "a real number or " if scalar_ok else ""
-    msg = (f"{owner}: parameter {pname!r} must be {what}a 1-D array-like of finite "
-           f"floats >= 0, or None, got {value!r}")
-    try:
-        if hasattr(value, "__dlpack__") and not isinstance(value, np.ndarray):
-            # CuPy arrays copy to the host with .get(); other namespaces via DLPack.
-            value = value.get() if hasattr(value, "get") else np.from_dlpack(value)
-        w = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError, RuntimeError, BufferError):
-        raise ValueError(msg) from None
-    if w.ndim > 1 or (w.ndim == 0 and not scalar_ok) or w.size == 0:
-        raise ValueError(msg)
-    if not (np.all(np.isfinite(w)) and np.all(w >= 0)):
-        raise ValueError(msg)
-    return w
-
-
 def _on_device(xp, w, like, axis):
     """Host vector ``w`` in ``like``'s namespace, dtype and device, laid out
     along ``axis`` so that it broadcasts against ``like``."""
@@ -131,7 +110,7 @@ class _Labelled(Loss):
 
     def _setup(self):
         name = self._weight_param
-        self._w = _host_vector(self.name, name, getattr(self, name)) if name else None
+        self._w = getattr(self, name) if name else None
 
     def _class_weights(self, xp, x):
         if self._w is None:
@@ -903,7 +882,7 @@ class BinaryCrossEntropyWithLogits(_LogitBinary):
 
     name = "binary_cross_entropy_with_logits"
     params = {"reduction": REDUCTION,
-              "pos_weight": Param(None, kind="array", allow_none=True,
+              "pos_weight": Param(None, kind="array", allow_none=True, scalar_ok=True,
                                   doc="weight of positive targets: a number, or one per class "
                                       "(last axis)")}
     param_cases = ({"pos_weight": 3.0}, {"pos_weight": [0.5, 2.0, 1.0], "reduction": "sum"},
@@ -915,11 +894,8 @@ class BinaryCrossEntropyWithLogits(_LogitBinary):
                  "entry; no per-element weight); optax.sigmoid_binary_cross_entropy; "
                  "keras.losses.BinaryCrossentropy(from_logits=True)")
 
-    def _setup(self):
-        self._pw = _host_vector(self.name, "pos_weight", self.pos_weight, scalar_ok=True)
-
     def _pos_weight(self, xp, x):
-        pw = self._pw
+        pw = self.pos_weight
         if pw is None:
             return None
         if pw.ndim == 0:
@@ -932,7 +908,7 @@ class BinaryCrossEntropyWithLogits(_LogitBinary):
         return _on_device(xp, pw, x, axis=-1)
 
     def fix_sample(self, arrays, rng):
-        pw = self._pw
+        pw = self.pos_weight
         if pw is None or pw.ndim == 0 or arrays["input"].ndim == 0:
             return arrays
         return {k: _fit_axis(v, pw.size, -1) for k, v in arrays.items()}
