@@ -228,7 +228,21 @@ class PointwiseLoss(Loss):
     def gradient_hessian(self, *arrays, **kw):
         """Gradient and diagonal Hessian of the reduced value with respect to
         the prediction: the ``(grad, hess)`` pair a LightGBM/XGBoost custom
-        objective takes (use ``reduction="sum"`` for per-sample values)."""
+        objective takes (use ``reduction="sum"`` for per-sample values).
+
+        Examples
+        --------
+        A custom objective for gradient boosting from the registered Huber
+        loss:
+
+        >>> import numpy as np, ptyloss_xp as pl
+        >>> huber = pl.get("huber", delta=1.0, reduction="sum")
+        >>> def objective(preds, labels):      # LightGBM's / XGBoost's signature
+        ...     return huber.gradient_hessian(preds, labels)
+        >>> g, h = objective(np.array([0.5, 3.0]), np.array([0.0, 0.0]))
+        >>> g.tolist(), h.tolist()
+        ([0.5, 1.0], [1.0, 0.0])
+        """
         xp, a, _ = self.bind(arrays, kw)
         loss, d1, d2 = self._pointwise(xp, a, 2)
         _, factor = self._reduce(xp, loss)
