@@ -106,10 +106,7 @@ class Arg:
         elif self.kind == "int":
             parts.append(f"in [{self.low}, {self.high})")
         else:
-            if self.low is not None:
-                parts.append(("> " if self.low_open else ">= ") + f"{self.low:g}")
-            if self.high is not None:
-                parts.append(("< " if self.high_open else "<= ") + f"{self.high:g}")
+            parts.extend(_bounds(self))
         if self.simplex:
             parts.append("rows sum to 1")
         if self.optional:
@@ -153,11 +150,7 @@ class Param:
             noun = {"float": "a real number", "int": "an integer"}.get(
                 self.kind, f"a sequence of {self.length} real numbers"
             )
-            bounds = []
-            if self.low is not None:
-                bounds.append(("> " if self.low_open else ">= ") + f"{self.low:g}")
-            if self.high is not None:
-                bounds.append(("< " if self.high_open else "<= ") + f"{self.high:g}")
+            bounds = _bounds(self)
             s = noun + (" " + " and ".join(bounds) if bounds else "")
             if self.kind == "floats" and bounds:
                 s = f"a sequence of {self.length} real numbers, each " + " and ".join(bounds)
@@ -246,6 +239,16 @@ class Param:
             return tuple(out)
         msg = f"unknown parameter kind {k!r}"
         raise AssertionError(msg)
+
+
+def _bounds(spec) -> list:
+    """``[">= 0", "< 1"]``-style texts of an ``Arg``'s or a ``Param``'s bounds."""
+    parts = []
+    if spec.low is not None:
+        parts.append(("> " if spec.low_open else ">= ") + f"{spec.low:g}")
+    if spec.high is not None:
+        parts.append(("< " if spec.high_open else "<= ") + f"{spec.high:g}")
+    return parts
 
 
 REDUCTION = Param(
@@ -391,11 +394,7 @@ def _check_range(owner, a, x, sizes, params, xp):
 
 
 def _bounds_text(a) -> str:
-    parts = []
-    if a.low is not None:
-        parts.append(("> " if a.low_open else ">= ") + f"{a.low:g}")
-    if a.high is not None:
-        parts.append(("< " if a.high_open else "<= ") + f"{a.high:g}")
+    parts = _bounds(a)
     return (" and " + " and ".join(parts)) if parts else ""
 
 
