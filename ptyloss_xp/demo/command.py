@@ -17,7 +17,7 @@ import yaml
 
 from .._backend import BackendError, backend_namespace
 from ..ptycho.combined import DEFAULT_LOSS_PARAMS, CombinedLoss, parse_loss_params
-from .simulate import phase_error, simulate
+from .simulate import phase_error, remove_phase_offset, simulate
 from .solver import reconstruct
 
 __all__ = ["add_arguments", "run", "Options"]
@@ -290,9 +290,7 @@ def _figures(out, ds, obj, probe, history):
     import matplotlib.pyplot as plt
 
     rs, cs = ds.region
-    diff = np.angle(obj * np.conj(ds.obj))
-    offset = np.angle(np.mean(np.exp(1j * diff[rs, cs])))
-    aligned = obj * np.exp(-1j * offset)
+    aligned = remove_phase_offset(obj, ds.obj, ds.region)
     true_phase = np.angle(ds.obj)
     lo, hi = float(true_phase.min()), float(true_phase.max())
     box = dict(xy=(cs.start - 0.5, rs.start - 0.5), width=cs.stop - cs.start,

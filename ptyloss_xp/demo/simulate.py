@@ -21,7 +21,7 @@ import numpy as np
 
 from ..ptycho import farfield_intensity
 
-__all__ = ["Dataset", "simulate", "probe_from_aperture", "wavelength", "phase_error"]
+__all__ = ["Dataset", "simulate", "probe_from_aperture", "wavelength", "phase_error", "remove_phase_offset"]
 
 
 def wavelength(energy_kev: float) -> float:
@@ -212,6 +212,12 @@ def phase_error(obj, truth, region):
     >>> round(phase_error(t * np.exp(2j), t, (slice(None),)), 12)
     0.0
     """
+    aligned = remove_phase_offset(obj, truth, region)
+    return float(np.sqrt(np.mean(np.angle(aligned[region] * np.conj(truth[region])) ** 2)))
+
+
+def remove_phase_offset(obj, truth, region):
+    """``obj`` times ``exp(-1j offset)``, the offset being the circular mean
+    of the phase difference to ``truth`` inside ``region``."""
     diff = np.angle(obj[region] * np.conj(truth[region]))
-    offset = np.angle(np.mean(np.exp(1j * diff)))
-    return float(np.sqrt(np.mean(np.angle(np.exp(1j * (diff - offset))) ** 2)))
+    return obj * np.exp(-1j * np.angle(np.mean(np.exp(1j * diff))))
