@@ -16,7 +16,7 @@ from typing import Any
 
 from ._backend import device_of
 
-__all__ = ["Arg", "Param", "REDUCTION", "check_values", "value_checks_enabled"]
+__all__ = ["Arg", "Param", "REDUCTION", "check_values", "value_checks_enabled", "require"]
 
 _VALUE_CHECKS = [True]
 
@@ -46,6 +46,20 @@ def check_values(enabled: bool):
         yield
     finally:
         _VALUE_CHECKS.pop()
+
+
+def require(xp, ok, message):
+    """Raise ``ValueError(message)`` unless the 0-d boolean array ``ok`` is true.
+
+    The one way a loss checks a rule about its input *values* (a domain, a
+    positive normaliser, a label that counts). It does nothing when value
+    checks are off (:func:`check_values`). ``message`` is a string, or a
+    callable returning one, built only on failure.
+    """
+    if not value_checks_enabled():
+        return
+    if not bool(ok):
+        raise ValueError(message() if callable(message) else message)
 
 
 @dataclass(frozen=True)
@@ -352,45 +366,54 @@ def _match_shape(owner, a, shape, sizes, star):
 
 
 def _check_range(owner, a, x, sizes, params, xp):
+    """One :func:`require` per argument: a reduction decides, and the
+    elementwise mask of offending values is built only to describe a failure."""
     if a.kind == "int":
         high = sizes[a.high] if isinstance(a.high, str) else a.high
-        bad = (x < a.low) | (x >= high)
-        if a.also is not None and params.get(a.also) is not None:
-            bad = bad & (x != params[a.also])
-        if bool(xp.any(bad)):
-            extra = f" or equal {a.also}={params[a.also]}" if a.also else ""
-            msg = f"{owner}: argument {a.name!r} must hold values in [{a.low}, {high}){extra}"
-            raise ValueError(msg + _found(xp, x, bad))
-        return
-    if a.kind == "choice":
-        bad = xp.ones(x.shape, dtype=xp.bool, device=device_of(x))
-        for v in a.values:
-            bad = bad & (x != v)
-        if bool(xp.any(bad)):
-            msg = f"{owner}: argument {a.name!r} must hold values in {set(a.values)}"
-            raise ValueError(msg + _found(xp, x, bad))
-        return
-    if a.kind == "complex":
-        if not bool(xp.all(xp.isfinite(x))):
-            msg = f"{owner}: argument {a.name!r} must be finite"
-            raise ValueError(msg + _found(xp, x, ~xp.isfinite(x)))
-        return
-    # Two reductions decide; the elementwise mask is built only to describe a
-    # failure. NaN propagates through min and max, so it fails isfinite.
-    smallest, largest = xp.min(x), xp.max(x)
-    ok = xp.isfinite(smallest) & xp.isfinite(largest)
-    if a.low is not None:
-        ok = ok & ((smallest > a.low) if a.low_open else (smallest >= a.low))
-    if a.high is not None:
-        ok = ok & ((largest < a.high) if a.high_open else (largest <= a.high))
-    if not bool(ok):
-        bad = ~xp.isfinite(x)
+
+        def bad_of():
+            bad = (x < a.low) | (x >= high)
+            if a.also is not None and params.get(a.also) is not None:
+                bad = bad & (x != params[a.also])
+            return bad
+
+        extra = f" or equal {a.also}={params[a.also]}" if a.also else ""
+        rule = f"must hold values in [{a.low}, {high}){extra}"
+        ok = ~xp.any(bad_of())
+    elif a.kind == "choice":
+        def bad_of():
+            bad = xp.ones(x.shape, dtype=xp.bool, device=device_of(x))
+            for v in a.values:
+                bad = bad & (x != v)
+            return bad
+
+        rule = f"must hold values in {set(a.values)}"
+        ok = ~xp.any(bad_of())
+    elif a.kind == "complex":
+        def bad_of():
+            return ~xp.isfinite(x)
+
+        rule = "must be finite"
+        ok = xp.all(xp.isfinite(x))
+    else:
+        # NaN propagates through min and max, so it fails isfinite.
+        smallest, largest = xp.min(x), xp.max(x)
+        ok = xp.isfinite(smallest) & xp.isfinite(largest)
         if a.low is not None:
-            bad = bad | (~(x > a.low) if a.low_open else ~(x >= a.low))
+            ok = ok & ((smallest > a.low) if a.low_open else (smallest >= a.low))
         if a.high is not None:
-            bad = bad | (~(x < a.high) if a.high_open else ~(x <= a.high))
-        msg = f"{owner}: argument {a.name!r} must be finite{_bounds_text(a)}"
-        raise ValueError(msg + _found(xp, x, bad))
+            ok = ok & ((largest < a.high) if a.high_open else (largest <= a.high))
+
+        def bad_of():
+            bad = ~xp.isfinite(x)
+            if a.low is not None:
+                bad = bad | (~(x > a.low) if a.low_open else ~(x >= a.low))
+            if a.high is not None:
+                bad = bad | (~(x < a.high) if a.high_open else ~(x <= a.high))
+            return bad
+
+        rule = f"must be finite{_bounds_text(a)}"
+    require(xp, ok, lambda: f"{owner}: argument {a.name!r} {rule}" + _found(xp, x, bad_of()))
 
 
 def _bounds_text(a) -> str:

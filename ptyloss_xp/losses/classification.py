@@ -23,7 +23,7 @@ import numpy as np
 
 from .._backend import device_of
 from .._registry import Loss, PointwiseLoss, register, reduce
-from .._validate import REDUCTION, Arg, Param, value_checks_enabled
+from .._validate import REDUCTION, Arg, Param, require
 
 __all__ = [
     "CrossEntropy", "SoftmaxLoss", "SoftCrossEntropy", "CategoricalCrossEntropy",
@@ -151,18 +151,17 @@ class _Labelled(Loss):
             t = (1.0 - smoothing) * t + spread
         return t, count
 
-    def _check_count(self, count, weighted=True):
+    def _check_count(self, xp, count, weighted=True):
         """The mean divides by ``count``: refuse a batch where it is 0."""
         if "reduction" in self.params and self.reduction != "mean":
             return
-        if value_checks_enabled() and not bool(count > 0):
-            ignore = getattr(self, "ignore_index", None)
-            rule = f" other than ignore_index={ignore}" if ignore is not None else ""
-            if weighted and self._w is not None:
-                rule += f" of a class with {self._weight_param} > 0"
-            msg = (f"{self.name}: argument 'target' must hold at least one label{rule}: "
-                   "the mean divides by their (weighted) count")
-            raise ValueError(msg)
+        ignore = getattr(self, "ignore_index", None)
+        rule = f" other than ignore_index={ignore}" if ignore is not None else ""
+        if weighted and self._w is not None:
+            rule += f" of a class with {self._weight_param} > 0"
+        require(xp, count > 0,
+                f"{self.name}: argument 'target' must hold at least one label{rule}: "
+                "the mean divides by their (weighted) count")
 
     def fix_sample(self, arrays, rng):
         out = dict(arrays)
@@ -281,7 +280,7 @@ class CrossEntropy(_SoftmaxCE):
 
     def _ce_target(self, xp, a):
         t, count = self._target_mass(xp, a["input"], a["target"], self.label_smoothing)
-        self._check_count(count)
+        self._check_count(xp, count)
         return t, count
 
 
@@ -402,7 +401,7 @@ class NLL(_Labelled):
 
     def _evaluate(self, xp, a, need_grad):
         t, count = self._target_mass(xp, a["input"], a["target"])
-        self._check_count(count)
+        self._check_count(xp, count)
         value, factor = reduce(xp, -xp.sum(t * a["input"], axis=1), self.reduction, count)
         return value, ((-t * factor,) if need_grad else None)
 
@@ -449,13 +448,12 @@ class Perplexity(_Labelled):
 
     def _evaluate(self, xp, a, need_grad):
         t, count = self._target_mass(xp, a["input"], a["target"])
-        self._check_count(count)
+        self._check_count(xp, count)
         mean_nll = -xp.sum(t * a["input"]) / count
-        if value_checks_enabled() and not bool(mean_nll <= _EXP_LIMIT):
-            msg = (f"{self.name}: argument 'input' gives a mean negative log-likelihood "
-                   f"above {_EXP_LIMIT:g}; its exponential would overflow float32 "
-                   "(report the mean NLL instead)")
-            raise ValueError(msg)
+        require(xp, mean_nll <= _EXP_LIMIT,
+                f"{self.name}: argument 'input' gives a mean negative log-likelihood "
+                f"above {_EXP_LIMIT:g}; its exponential would overflow float32 "
+                "(report the mean NLL instead)")
         value = xp.exp(mean_nll)
         return value, ((t * (-value / count),) if need_grad else None)
 
@@ -522,7 +520,7 @@ class SoftmaxFocal(_Labelled):
         focus = rest**self.gamma
         per = xp.squeeze(-alpha_y * focus * lp_y, axis=1)
         count = xp.sum(valid)
-        self._check_count(count, weighted=False)
+        self._check_count(xp, count, weighted=False)
         value, factor = reduce(xp, per, self.reduction, count)
         if not need_grad:
             return value, None
@@ -750,9 +748,7 @@ class CategoricalCrossEntropy(Loss):
         if self.label_smoothing:
             y = (1.0 - self.label_smoothing) * y + self.label_smoothing / p.shape[-1]
         s = xp.sum(p, axis=-1, keepdims=True)
-        if value_checks_enabled() and not bool(xp.all(s > 0)):
-            msg = f"{self.name}: argument 'input' must have rows with a positive sum"
-            raise ValueError(msg)
+        require(xp, xp.all(s > 0), f"{self.name}: argument 'input' must have rows with a positive sum")
         q = p / s
         eps = self.epsilon
         r = xp.clip(q, eps, 1.0 - eps)

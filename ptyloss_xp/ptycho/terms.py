@@ -13,9 +13,11 @@ PtyRAD's.
 
 from __future__ import annotations
 
+import numpy as np
+
 from .._backend import is_numpy, power
 from .._registry import Loss, register
-from .._validate import Arg, Param, value_checks_enabled
+from .._validate import Arg, Param, require
 from . import _numpy_kernels
 from .operators import apply_adjoint_along, apply_along, axis_operators
 
@@ -70,9 +72,7 @@ class _DataTerm(Loss):
         if w is None:
             return None, a["model_dp"].size
         total = xp.sum(w) * n
-        if value_checks_enabled() and not bool(total > 0):
-            msg = f"{self.name}: argument 'dp_weight' must have a positive sum, got all zeros"
-            raise ValueError(msg)
+        require(xp, total > 0, f"{self.name}: argument 'dp_weight' must have a positive sum, got all zeros")
         return w, total
 
     def _numpy_pass(self, kind, a, w, total, need_grad, eps=0.0):
@@ -83,7 +83,7 @@ class _DataTerm(Loss):
         """
         sum_term, sum_d, direction = _numpy_kernels.pointwise_sums(
             kind, a["model_dp"], a["measured_dp"], w, self.dp_pow, eps, need_grad)
-        return sum_term, self._normaliser(sum_d, w, total), direction
+        return sum_term, self._normaliser(np, sum_d, w, total), direction
 
     @staticmethod
     def _numpy_value(xp, v, a):
@@ -92,16 +92,15 @@ class _DataTerm(Loss):
 
     def _mean_measured(self, xp, dp, w, total):
         """``mean(D^p)``, the normaliser of every data term; it must be > 0."""
-        return self._normaliser(xp.sum(dp) if w is None else xp.sum(w * dp), w, total)
+        return self._normaliser(xp, xp.sum(dp) if w is None else xp.sum(w * dp), w, total)
 
-    def _normaliser(self, sum_d, w, total):
+    def _normaliser(self, xp, sum_d, w, total):
         """``sum(W D^p) / total``, checked to be > 0 (the NumPy kernels give the sum)."""
         mean_d = sum_d / total
-        if value_checks_enabled() and not bool(mean_d > 0):
-            where = " where dp_weight > 0" if w is not None else ""
-            msg = (f"{self.name}: argument 'measured_dp' must not be all zero{where}: "
-                   "the term is normalised by mean(measured_dp ** dp_pow)")
-            raise ValueError(msg)
+        where = " where dp_weight > 0" if w is not None else ""
+        require(xp, mean_d > 0,
+                f"{self.name}: argument 'measured_dp' must not be all zero{where}: "
+                "the term is normalised by mean(measured_dp ** dp_pow)")
         return mean_d
 
 
@@ -245,7 +244,7 @@ class LossPacbed(_DataTerm):
             # One cache-blocked read of both inputs gives every full-size sum;
             # the rest works on (Ky, Kx) arrays, as in the generic path.
             sum_i, sum_dn, sum_d = _numpy_kernels.pacbed_sums(model, meas, w, self.dp_pow)
-            mean_d = self._numpy_value(xp, self._normaliser(sum_d, w, total), a)
+            mean_d = self._numpy_value(xp, self._normaliser(np, sum_d, w, total), a)
             mean_i = xp.astype(sum_i / n, model.dtype)
             mean_dn = xp.astype(sum_dn / n, model.dtype)
         else:
