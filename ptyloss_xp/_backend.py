@@ -103,7 +103,16 @@ def constant(xp, values, like):
     return xp.asarray(values, dtype=like.dtype, device=device_of(like))
 
 
-BACKENDS = ("numpy", "cupy", "array_api_strict")
+BACKENDS = ("numpy", "cupy", "array_api_strict", "torch", "jax", "dask")
+
+# Backend name -> (module array-api-compat wraps or the namespace itself, pip hint).
+_MODULES = {
+    "numpy": ("array_api_compat.numpy", "numpy"),
+    "array_api_strict": ("array_api_strict", "array-api-strict"),
+    "torch": ("array_api_compat.torch", "torch"),
+    "jax": ("jax.numpy", "jax"),
+    "dask": ("array_api_compat.dask.array", '"dask[array]"'),
+}
 
 
 class BackendError(ValueError):
@@ -111,20 +120,14 @@ class BackendError(ValueError):
 
 
 def backend_namespace(name: str):
-    """The array namespace behind a backend name of the command line.
+    """The array namespace behind a backend name of the command line and the tests.
 
-    ``"numpy"`` and ``"cupy"`` give array-api-compat's wrappers,
-    ``"array_api_strict"`` the reference namespace. CuPy counts as usable only
-    when a CUDA device answers.
+    ``"numpy"``, ``"torch"`` and ``"dask"`` give array-api-compat's wrappers,
+    ``"array_api_strict"`` the reference namespace and ``"jax"``
+    ``jax.numpy`` with 64-bit floats switched on (JAX computes in float32
+    otherwise, whatever the input). CuPy counts as usable only when a CUDA
+    device answers.
     """
-    if name == "numpy":
-        return importlib.import_module("array_api_compat.numpy")
-    if name == "array_api_strict":
-        try:
-            return importlib.import_module("array_api_strict")
-        except ImportError:
-            msg = "backend array_api_strict is not installed (pip install array-api-strict)"
-            raise BackendError(msg) from None
     if name == "cupy":
         try:
             cp = importlib.import_module("cupy")
@@ -135,5 +138,15 @@ def backend_namespace(name: str):
                    '(pip install "ptyloss-xp[cupy]" on a machine with a GPU)')
             raise BackendError(msg) from None
         return importlib.import_module("array_api_compat.cupy")
-    msg = f"unknown backend {name!r}; valid: {', '.join(BACKENDS)}"
-    raise BackendError(msg)
+    if name not in _MODULES:
+        msg = f"unknown backend {name!r}; valid: {', '.join(BACKENDS)}"
+        raise BackendError(msg)
+    module, hint = _MODULES[name]
+    try:
+        xp = importlib.import_module(module)
+    except ImportError:
+        msg = f"backend {name} is not installed (pip install {hint})"
+        raise BackendError(msg) from None
+    if name == "jax":
+        importlib.import_module("jax").config.update("jax_enable_x64", True)
+    return xp

@@ -7,6 +7,8 @@ index and the command line read.
 
 from __future__ import annotations
 
+import math
+
 from typing import ClassVar
 
 from ._backend import namespace
@@ -88,7 +90,7 @@ def reduce(xp, per_item, reduction: str, count=None):
     total = xp.sum(per_item)
     if reduction == "sum":
         return total, 1
-    n = per_item.size if count is None else count
+    n = math.prod(per_item.shape) if count is None else count
     return total / n, 1 / n
 
 

@@ -1,5 +1,6 @@
-"""Backends as a test parameter: NumPy always, array-api-strict when
-installed, CuPy only where a GPU answers."""
+"""Backends as a test parameter: NumPy always; array-api-strict, PyTorch
+(CPU), JAX and Dask when installed (the ``[test]`` extra installs them all);
+CuPy only where a GPU answers."""
 
 import os
 
@@ -16,6 +17,8 @@ settings.register_profile("ci", derandomize=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
 
+NAMES = ("numpy", "array_api_strict", "torch", "jax", "dask", "cupy")
+
 
 def _namespace_or_none(name):
     try:
@@ -24,17 +27,17 @@ def _namespace_or_none(name):
         return None
 
 
-BACKENDS = {name: _namespace_or_none(name) for name in ("numpy", "array_api_strict", "cupy")}
+BACKENDS = {name: _namespace_or_none(name) for name in NAMES}
 
 
-def backend_params():
+def backend_params(names=NAMES):
     return [
         pytest.param(
             name,
-            marks=pytest.mark.skipif(xp is None, reason=f"{name} not available"),
+            marks=pytest.mark.skipif(BACKENDS[name] is None, reason=f"{name} not available"),
             id=name,
         )
-        for name, xp in BACKENDS.items()
+        for name in names
     ]
 
 
@@ -44,6 +47,11 @@ def xp(request):
 
 
 def to_numpy(x):
+    """A NumPy array of any backend's array (computing a Dask one)."""
+    if isinstance(x, np.ndarray):
+        return x
     if hasattr(x, "get"):
         return x.get()
-    return np.from_dlpack(x) if not isinstance(x, np.ndarray) else x
+    if hasattr(x, "compute"):
+        return np.asarray(x.compute())
+    return np.from_dlpack(x)

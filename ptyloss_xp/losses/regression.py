@@ -182,7 +182,7 @@ class RMSE(Loss):
             return rms, None
         # 1/rms is infinite at a perfect fit; 0 is the subgradient there.
         safe = xp.where(rms > 0, rms, 1.0)
-        scale = xp.where(rms > 0, 1.0 / (r.size * safe), 0.0)
+        scale = xp.where(rms > 0, 1.0 / (math.prod(r.shape) * safe), 0.0)
         return rms, (r * scale,)
 
 

@@ -13,6 +13,8 @@ PtyRAD's.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .._backend import is_numpy, power
@@ -70,7 +72,7 @@ class _DataTerm(Loss):
         w = a.get("dp_weight")
         n = a["model_dp"].shape[0]
         if w is None:
-            return None, a["model_dp"].size
+            return None, math.prod(a["model_dp"].shape)
         total = xp.sum(w) * n
         require(xp, total > 0, f"{self.name}: argument 'dp_weight' must have a positive sum, got all zeros")
         return w, total
@@ -299,8 +301,6 @@ class LossSparse(_ObjectTerm):
     reference = _PTYRAD
 
     def nonsmooth_distance(self, name, arrays):
-        import numpy as np
-
         return np.abs(arrays[name]) if self.ln_order == 1 else None
 
     def _evaluate(self, xp, a, need_grad):
@@ -314,7 +314,7 @@ class LossSparse(_ObjectTerm):
         value = self.weight * xp.sum(occ * norm)
         if not need_grad:
             return value, None
-        count = x.size // x.shape[1]
+        count = math.prod(x.shape) // x.shape[1]
         if n == 1:
             coef = occ * (self.weight / count)
         else:
@@ -388,8 +388,6 @@ class LossSimlar(_ObjectTerm):
     def nonsmooth_distance(self, name, arrays):
         # The std over modes is |u0 - u1| / sqrt(2) for two modes: a kink
         # where the modes agree. The smallest std bounds every step.
-        import numpy as np
-
         x = arrays[name]
         mats = axis_operators(x.shape[2:], self.scale_factor, self.blur_std, self.name)
         u = arrays["omode_occu"].reshape(1, -1, 1, 1, 1) * apply_along(np, x, mats)
@@ -406,7 +404,7 @@ class LossSimlar(_ObjectTerm):
             s = xp.sqrt(xp.sum(d * d, axis=1, keepdims=True) / (u.shape[1] - 1))
             value = value + self.weight * xp.mean(s)
             if need_grad:
-                count = s.size
+                count = math.prod(s.shape)
                 scale = self.weight / (count * (u.shape[1] - 1))
                 inv = xp.where(s > 0, scale / _nonzero(xp, s), 0.0)
                 grads.append(apply_adjoint_along(xp, occ * d * inv, mats))
@@ -459,7 +457,7 @@ class LossTV(_ObjectTerm):
             dy = xp.concat([x[..., 1:, :] - x[..., :-1, :], xp.zeros_like(x[..., :1, :])], axis=-2)
             dx = xp.concat([x[..., 1:] - x[..., :-1], xp.zeros_like(x[..., :1])], axis=-1)
             mag = xp.sqrt(dy * dy + dx * dx + self.eps**2)
-            count = x.size // x.shape[1]
+            count = math.prod(x.shape) // x.shape[1]
             value = value + self.weight * xp.sum(occ * (mag - self.eps)) / count
             if need_grad:
                 c = occ * (self.weight / count) / mag
