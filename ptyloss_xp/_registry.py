@@ -162,8 +162,15 @@ class Loss:
                 raise TypeError(msg)
             bound[k] = v
         xp = namespace(bound)
-        sizes = check_arrays(self.name, self.args, bound, self.dims_min, self.config, xp)
+        sizes = check_arrays(self.name, self.args, bound, self.dims_min, self.config, xp,
+                             values=not self._checks_values_itself(xp, bound))
         return xp, bound, sizes
+
+    def _checks_values_itself(self, xp, arrays) -> bool:
+        """Whether ``_evaluate`` checks the input domains itself, in the pass
+        that reads the data (a fused fast path), for these arrays; ``bind``
+        then checks metadata only. False here."""
+        return False
 
     def value(self, *arrays, **kw):
         """The loss value: a 0-d array (per-item array for ``reduction="none"``)."""

@@ -273,8 +273,9 @@ REDUCTION = Param(
 )
 
 
-def check_arrays(owner: str, args, arrays: dict, dims_min: dict, params: dict, xp):
-    """Check dtypes, shapes and (when enabled) values of the bound arrays.
+def check_arrays(owner: str, args, arrays: dict, dims_min: dict, params: dict, xp,
+                 values=True):
+    """Check dtypes, shapes and (when enabled and ``values``) values of the bound arrays.
 
     Returns the size of every named dimension.
     """
@@ -308,7 +309,7 @@ def check_arrays(owner: str, args, arrays: dict, dims_min: dict, params: dict, x
     if star is not None and any(s == 0 for s in star):
         msg = f"{owner}: arrays must not be empty, got shape {star} for the '*' dimensions"
         raise ValueError(msg)
-    if value_checks_enabled():
+    if values and value_checks_enabled():
         for a in args:
             x = arrays.get(a.name)
             if x is not None:
