@@ -24,13 +24,16 @@ __all__ = [
 ]
 
 
-def namespace(named: dict):
+def namespace(named: dict, owner: str = "ptyloss_xp"):
     """Return the one array namespace shared by the arrays in ``named``.
 
     Parameters
     ----------
     named : dict
-        Argument name -> array (``None`` values are ignored).
+        Argument name -> array (``None`` values are ignored); at least one
+        array.
+    owner : str
+        The loss or function named in error messages.
 
     Raises
     ------
@@ -46,17 +49,17 @@ def namespace(named: dict):
             spaces[name] = array_api_compat.array_namespace(arr)
         except TypeError:
             msg = (
-                f"argument {name!r} must be an array (NumPy, CuPy or another "
+                f"{owner}: argument {name!r} must be an array (NumPy, CuPy or another "
                 f"array API namespace), got {type(arr).__name__}"
             )
             raise TypeError(msg) from None
     if not spaces:
-        msg = "no array arguments were given"
+        msg = f"{owner}: no array arguments were given"
         raise TypeError(msg)
     distinct = {id(xp): xp for xp in spaces.values()}
     if len(distinct) > 1:
         where = ", ".join(f"{n}: {xp.__name__}" for n, xp in spaces.items())
-        msg = f"all array arguments must come from one array namespace, got {where}"
+        msg = f"{owner}: all array arguments must come from one array namespace, got {where}"
         raise TypeError(msg)
     return next(iter(distinct.values()))
 

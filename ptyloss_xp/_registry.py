@@ -11,8 +11,7 @@ import math
 
 from typing import ClassVar
 
-from ._backend import namespace
-from ._validate import REDUCTION, check_arrays
+from ._validate import REDUCTION, check_arrays, deferred_checks
 
 __all__ = ["Loss", "PointwiseLoss", "register", "get", "available", "loss_class", "reduce"]
 
@@ -161,12 +160,11 @@ class Loss:
                 msg = f"{self.name}: argument {k!r} given twice"
                 raise TypeError(msg)
             bound[k] = v
-        xp = namespace(bound)
-        sizes = check_arrays(self.name, self.args, bound, self.dims_min, self.config, xp,
-                             values=not self._checks_values_itself(xp, bound))
+        xp, sizes = check_arrays(self.name, self.args, bound, self.dims_min, self.config,
+                                 values=not self._checks_values_itself(bound))
         return xp, bound, sizes
 
-    def _checks_values_itself(self, xp, arrays) -> bool:
+    def _checks_values_itself(self, arrays) -> bool:
         """Whether ``_evaluate`` checks the input domains itself, in the pass
         that reads the data (a fused fast path), for these arrays; ``bind``
         then checks metadata only. False here."""
@@ -174,9 +172,10 @@ class Loss:
 
     def value(self, *arrays, **kw):
         """The loss value: a 0-d array (per-item array for ``reduction="none"``)."""
-        xp, a, _ = self.bind(arrays, kw)
-        v, _ = self._evaluate(xp, a, need_grad=False)
-        return xp.asarray(v)
+        with deferred_checks() as guard:
+            xp, a, _ = self.bind(arrays, kw)
+            v, _ = self._evaluate(xp, a, need_grad=False)
+            return guard(xp.asarray(v))
 
     def grad(self, *arrays, **kw):
         """Gradient of the value with respect to ``wrt``: one array, or a tuple in ``wrt`` order."""
@@ -184,9 +183,11 @@ class Loss:
 
     def value_and_grad(self, *arrays, **kw):
         """``(value, grad)``, sharing the work between them."""
-        xp, a, _ = self.bind(arrays, kw)
-        v, g = self._evaluate(xp, a, need_grad=True)
-        return xp.asarray(v), (g[0] if len(g) == 1 else tuple(g))
+        with deferred_checks() as guard:
+            xp, a, _ = self.bind(arrays, kw)
+            v, g = self._evaluate(xp, a, need_grad=True)
+            v, *g = guard((xp.asarray(v),) + tuple(g))
+        return v, (g[0] if len(g) == 1 else tuple(g))
 
     def nonsmooth_distance(self, name: str, arrays: dict):
         """Distance from each element of argument ``name`` to the nearest
@@ -252,8 +253,9 @@ class PointwiseLoss(Loss):
         >>> g.tolist(), h.tolist()
         ([0.5, 1.0], [1.0, 0.0])
         """
-        xp, a, _ = self.bind(arrays, kw)
-        loss, d1, d2 = self._pointwise(xp, a, 2)
-        _, factor = self._reduce(xp, loss)
-        return d1 * factor, d2 * factor
+        with deferred_checks() as guard:
+            xp, a, _ = self.bind(arrays, kw)
+            loss, d1, d2 = self._pointwise(xp, a, 2)
+            _, factor = self._reduce(xp, loss)
+            return guard((d1 * factor, d2 * factor))
 

@@ -9,14 +9,19 @@ the domain a loss states is the domain it enforces.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import math
 import numbers
+import sys
 from dataclasses import dataclass
 from typing import Any
 
-from ._backend import device_of
+import array_api_compat
 
-__all__ = ["Arg", "Param", "REDUCTION", "check_values", "value_checks_enabled", "require"]
+from ._backend import device_of, namespace
+
+__all__ = ["Arg", "Param", "REDUCTION", "check_values", "value_checks_enabled", "require",
+           "deferred_checks"]
 
 _VALUE_CHECKS = [True]
 
@@ -48,18 +53,97 @@ def check_values(enabled: bool):
         _VALUE_CHECKS.pop()
 
 
-def require(xp, ok, message):
-    """Raise ``ValueError(message)`` unless the 0-d boolean array ``ok`` is true.
+_DEFERRED: contextvars.ContextVar = contextvars.ContextVar("ptyloss_xp_deferred", default=None)
+
+_JIT_ADVICE = (
+    " -- this check of input values cannot run on traced arrays under jax.jit "
+    "(it needs the values on the host). Check the data once by calling the loss "
+    "on the concrete arrays outside jit, then trace the jitted function inside "
+    "`with ptyloss_xp.check_values(False):`."
+)
+
+
+def require(xp, ok, message, detail=None):
+    """Raise ``ValueError`` unless the 0-d boolean array ``ok`` is true.
 
     The one way a loss checks a rule about its input *values* (a domain, a
     positive normaliser, a label that counts). It does nothing when value
-    checks are off (:func:`check_values`). ``message`` is a string, or a
-    callable returning one, built only on failure.
+    checks are off (:func:`check_values`). Where the decision happens
+    depends on the arrays:
+
+    - eager arrays (NumPy, CuPy, PyTorch, JAX outside ``jit``,
+      array-api-strict): now, with one device-to-host read of ``ok``; the
+      error is ``message`` followed by ``detail()`` (a callable describing
+      the offending values, built only on failure);
+    - Dask arrays: nothing is computed; the check joins the graph of the
+      call's results (see :func:`deferred_checks`), and computing any of
+      them raises ``ValueError(message)``;
+    - JAX tracers (inside ``jax.jit``): a ``TypeError`` that says how to
+      check the data outside ``jit`` and switch the checks off inside it.
     """
     if not value_checks_enabled():
         return
+    if _is_traced(ok):
+        raise TypeError(message + _JIT_ADVICE)
+    if _is_dask(ok):
+        pending = _DEFERRED.get()
+        if pending is None:
+            msg = "a check on Dask arrays must run inside deferred_checks()"
+            raise RuntimeError(msg)
+        pending.append((ok, message))
+        return
     if not bool(ok):
-        raise ValueError(message() if callable(message) else message)
+        raise ValueError(message + (detail() if detail is not None else ""))
+
+
+def _is_traced(x) -> bool:
+    jax = sys.modules.get("jax")
+    return jax is not None and isinstance(x, jax.core.Tracer)
+
+
+def _is_dask(x) -> bool:
+    return "dask" in sys.modules and array_api_compat.is_dask_array(x)
+
+
+@contextlib.contextmanager
+def deferred_checks():
+    """Collect the checks :func:`require` defers on Dask arrays during a call.
+
+    Yields a function ``guard(results)`` that returns ``results`` (an array
+    or a tuple of arrays and ``None``) with every Dask array made to depend
+    on the deferred checks: computing it runs them first and raises the
+    library's ``ValueError`` for the first that fails. Every public entry
+    point runs inside this context, so no check computes anything at call
+    time.
+    """
+    pending = []
+    token = _DEFERRED.set(pending)
+    try:
+        yield lambda results: _guard(results, pending)
+    finally:
+        _DEFERRED.reset(token)
+
+
+def _guard(results, pending):
+    if not pending:
+        return results
+    if isinstance(results, tuple):
+        return tuple(_guard(r, pending) for r in results)
+    if not _is_dask(results):
+        return results
+    import dask.array as da
+
+    oks = [ok for ok, _ in pending]
+    messages = tuple(m for _, m in pending)
+    return da.map_blocks(_raise_first, results, *oks, messages=messages,
+                         dtype=results.dtype, meta=results._meta)
+
+
+def _raise_first(block, *oks, messages):
+    for ok, message in zip(oks, messages):
+        if not ok:
+            raise ValueError(message + " (checked when the Dask result was computed)")
+    return block
 
 
 @dataclass(frozen=True)
@@ -273,21 +357,26 @@ REDUCTION = Param(
 )
 
 
-def check_arrays(owner: str, args, arrays: dict, dims_min: dict, params: dict, xp,
-                 values=True):
-    """Check dtypes, shapes and (when enabled and ``values``) values of the bound arrays.
+def check_arrays(owner: str, args, arrays: dict, dims_min: dict, params: dict, values=True):
+    """Check presence, namespace, dtypes, shapes and (when enabled and
+    ``values``) values of the arrays bound to ``args``.
 
-    Returns the size of every named dimension.
+    Returns ``(xp, sizes)``: the arrays' namespace and the size of every
+    named dimension.
     """
+    missing = [a.name for a in args if arrays.get(a.name) is None and not a.optional]
+    if missing:
+        names = ", ".join(repr(a.name) + ("" if not a.optional else " (optional)") for a in args)
+        msg = (f"{owner}: missing required array argument(s) {', '.join(map(repr, missing))}; "
+               f"it takes {names}")
+        raise TypeError(msg)
+    xp = namespace(arrays, owner)
     float_dtypes = {}
     sizes: dict = {}
     star = None
     for a in args:
         x = arrays.get(a.name)
         if x is None:
-            if not a.optional:
-                msg = f"{owner}: missing required array argument {a.name!r}"
-                raise TypeError(msg)
             continue
         _check_dtype(owner, a, x, xp)
         if a.kind in ("real", "choice", "complex"):
@@ -314,7 +403,7 @@ def check_arrays(owner: str, args, arrays: dict, dims_min: dict, params: dict, x
             x = arrays.get(a.name)
             if x is not None:
                 _check_range(owner, a, x, sizes, params, xp)
-    return sizes
+    return xp, sizes
 
 
 def _precision(xp, dtype):
@@ -324,13 +413,14 @@ def _precision(xp, dtype):
 
 
 def _check_dtype(owner, a, x, xp):
-    isdt = xp.isdtype
+    # float16 and bfloat16 are refused: the losses' stable forms and bounds
+    # (exp limits, eps, tiny positives) are designed for float32 and float64.
     if a.kind == "int":
-        ok, want = isdt(x.dtype, "integral"), "an integer dtype"
+        ok, want = xp.isdtype(x.dtype, "integral"), "an integer dtype"
     elif a.kind == "complex":
-        ok, want = isdt(x.dtype, "complex floating"), "a complex floating dtype"
+        ok, want = x.dtype in (xp.complex64, xp.complex128), "dtype complex64 or complex128"
     else:
-        ok, want = isdt(x.dtype, "real floating"), "a real floating dtype (float32 or float64)"
+        ok, want = x.dtype in (xp.float32, xp.float64), "dtype float32 or float64"
     if not ok:
         msg = f"{owner}: argument {a.name!r} must have {want}, got {x.dtype}"
         raise TypeError(msg)
@@ -414,7 +504,7 @@ def _check_range(owner, a, x, sizes, params, xp):
             return bad
 
         rule = f"must be finite{_bounds_text(a)}"
-    require(xp, ok, lambda: f"{owner}: argument {a.name!r} {rule}" + _found(xp, x, bad_of()))
+    require(xp, ok, f"{owner}: argument {a.name!r} {rule}", lambda: _found(xp, x, bad_of()))
 
 
 def _bounds_text(a) -> str:
