@@ -183,7 +183,7 @@ def test_bad_data_inputs_name_the_argument():
         loss.value(np.zeros_like(I), D)
     with pytest.raises(ValueError, match="'measured_dp' must have shape"):
         loss.value(I, D[:, :-1])
-    with pytest.raises(TypeError, match="real floating dtype"):
+    with pytest.raises(TypeError, match="dtype float32 or float64"):
         loss.value(I.astype(np.int64), D)
     with pytest.raises(TypeError, match="one precision"):
         loss.value(I.astype(np.float32), D)
@@ -405,12 +405,20 @@ def test_amplitude_phase_gradients_round_trip_and_match_finite_differences():
 
 
 def test_bridge_errors_name_the_argument():
-    with pytest.raises(TypeError, match="'psi' must have a complex floating dtype"):
+    with pytest.raises(TypeError, match="'psi' must have dtype complex64 or complex128"):
         pl.farfield_intensity(np.ones((1, 1, 1, 2, 2)))
     with pytest.raises(ValueError, match="'psi' must have shape"):
         pl.farfield_intensity(np.ones((2, 2), dtype=complex))
     with pytest.raises(ValueError, match="dimension O is 1 in another argument but 3 here"):
         pl.farfield_intensity(np.ones((1, 1, 1, 2, 2), dtype=complex), np.ones(3))
+    with pytest.raises(TypeError, match="farfield_intensity: missing required array argument"):
+        pl.farfield_intensity(None)
+    for floor in (float("nan"), float("inf"), -1.0, "1e-10", None):
+        with pytest.raises((TypeError, ValueError), match="farfield_intensity: parameter 'floor'"):
+            pl.farfield_intensity(np.ones((1, 1, 1, 2, 2), dtype=complex), floor=floor)
+    with pytest.raises(ValueError, match="farfield_adjoint: argument 'Psi' must be finite"):
+        psi = np.ones((1, 1, 1, 2, 2), dtype=complex)
+        pl.farfield_adjoint(np.ones((1, 2, 2)), psi * np.nan)
 
 
 def test_strict_namespace_runs_the_bridge_and_the_terms():

@@ -25,8 +25,8 @@ array([[0., 0.],
 
 from __future__ import annotations
 
-from .._backend import device_of, namespace, real_dtype
-from .._validate import Arg, check_arrays
+from .._backend import device_of, real_dtype
+from .._validate import Arg, Param, check_arrays, deferred_checks
 
 __all__ = [
     "farfield_intensity",
@@ -37,6 +37,14 @@ __all__ = [
 
 _WAVES = ("N", "P", "O", "Ky", "Kx")
 _AXES = (-2, -1)
+
+
+def _whole_patterns(x):
+    """A Dask array with each pattern in one chunk (its FFT needs whole
+    axes); scan positions stay chunked as given. Other arrays as they are."""
+    if hasattr(x, "rechunk"):
+        return x.rechunk({x.ndim - 2: -1, x.ndim - 1: -1})
+    return x
 
 
 def _occu_or_ones(xp, occu, like, n_omode):
@@ -66,17 +74,15 @@ def farfield_intensity(psi, omode_occu=None, *, floor=1e-10):
     Psi : complex array, shape of ``psi``
         The far-field waves, to pass on to :func:`farfield_adjoint`.
     """
-    arrays = {"psi": psi, "omode_occu": omode_occu}
-    xp = namespace(arrays)
-    check_arrays("farfield_intensity", _BRIDGE_ARGS, arrays, {}, {}, xp)
-    if floor < 0:
-        msg = f"farfield_intensity: floor must be >= 0, got {floor!r}"
-        raise ValueError(msg)
-    Psi = xp.fft.fftn(psi, axes=_AXES, norm="ortho")
-    occ = _occu_or_ones(xp, omode_occu, psi, psi.shape[2])
-    power = xp.real(Psi) ** 2 + xp.imag(Psi) ** 2
-    I = xp.sum(xp.sum(occ * power, axis=1), axis=1)
-    return xp.fft.fftshift(I, axes=_AXES) + floor, Psi
+    floor = _FLOOR.validate("farfield_intensity", "floor", floor)
+    with deferred_checks() as guard:
+        xp, _ = check_arrays("farfield_intensity", _BRIDGE_ARGS,
+                             {"psi": psi, "omode_occu": omode_occu}, {}, {})
+        Psi = xp.fft.fftn(_whole_patterns(psi), axes=_AXES, norm="ortho")
+        occ = _occu_or_ones(xp, omode_occu, psi, psi.shape[2])
+        power = xp.real(Psi) ** 2 + xp.imag(Psi) ** 2
+        I = xp.sum(xp.sum(occ * power, axis=1), axis=1)
+        return guard((xp.fft.fftshift(I, axes=_AXES) + floor, Psi))
 
 
 def farfield_adjoint(dl_dI, Psi, omode_occu=None):
@@ -96,12 +102,12 @@ def farfield_adjoint(dl_dI, Psi, omode_occu=None):
     complex array, shape of ``Psi``
         ``dL/dRe(psi) + 1j dL/dIm(psi)``.
     """
-    arrays = {"dl_dI": dl_dI, "psi": Psi, "omode_occu": omode_occu}
-    xp = namespace(arrays)
-    check_arrays("farfield_adjoint", _ADJ_ARGS, arrays, {}, {}, xp)
-    occ = _occu_or_ones(xp, omode_occu, Psi, Psi.shape[2])
-    g = xp.fft.ifftshift(dl_dI, axes=_AXES)[:, None, None, ...]
-    return xp.fft.ifftn((2 * occ * g) * Psi, axes=_AXES, norm="ortho")
+    with deferred_checks() as guard:
+        xp, _ = check_arrays("farfield_adjoint", _ADJ_ARGS,
+                             {"dl_dI": dl_dI, "Psi": Psi, "omode_occu": omode_occu}, {}, {})
+        occ = _occu_or_ones(xp, omode_occu, Psi, Psi.shape[2])
+        g = xp.fft.ifftshift(dl_dI, axes=_AXES)[:, None, None, ...]
+        return guard(xp.fft.ifftn(_whole_patterns((2 * occ * g) * Psi), axes=_AXES, norm="ortho"))
 
 
 def object_grad_from_amp_phase(dl_damp, dl_dphase, obj):
@@ -111,13 +117,13 @@ def object_grad_from_amp_phase(dl_damp, dl_dphase, obj):
     (convention ``dL/dRe + 1j dL/dIm``). Where ``A = 0`` the phase is not
     defined and only the amplitude part is kept.
     """
-    arrays = {"dl_damp": dl_damp, "dl_dphase": dl_dphase, "obj": obj}
-    xp = namespace(arrays)
-    check_arrays("object_grad_from_amp_phase", _AP_ARGS, arrays, {}, {}, xp)
-    amp = xp.abs(obj)
-    unit = xp.where(amp > 0, obj / xp.where(amp > 0, amp, 1.0), 1.0 + 0j)
-    tangential = xp.where(amp > 0, dl_dphase / xp.where(amp > 0, amp, 1.0), 0.0)
-    return (dl_damp + 1j * tangential) * unit
+    with deferred_checks() as guard:
+        xp, _ = check_arrays("object_grad_from_amp_phase", _AP_ARGS,
+                             {"dl_damp": dl_damp, "dl_dphase": dl_dphase, "obj": obj}, {}, {})
+        amp = xp.abs(obj)
+        unit = xp.where(amp > 0, obj / xp.where(amp > 0, amp, 1.0), 1.0 + 0j)
+        tangential = xp.where(amp > 0, dl_dphase / xp.where(amp > 0, amp, 1.0), 0.0)
+        return guard((dl_damp + 1j * tangential) * unit)
 
 
 def amp_phase_grad_from_object(dl_dobj, obj):
@@ -126,17 +132,18 @@ def amp_phase_grad_from_object(dl_dobj, obj):
     The inverse of :func:`object_grad_from_amp_phase` where ``A > 0``:
     ``dL/dA = Re(conj(g) e^{i phi})``, ``dL/dphi = Re(conj(g) i O)``.
     """
-    arrays = {"dl_dobj": dl_dobj, "obj": obj}
-    xp = namespace(arrays)
-    check_arrays("amp_phase_grad_from_object", _OA_ARGS, arrays, {}, {}, xp)
-    amp = xp.abs(obj)
-    unit = xp.where(amp > 0, obj / xp.where(amp > 0, amp, 1.0), 1.0 + 0j)
-    c = xp.conj(dl_dobj)
-    return xp.real(c * unit), xp.real(c * (1j * obj))
+    with deferred_checks() as guard:
+        xp, _ = check_arrays("amp_phase_grad_from_object", _OA_ARGS,
+                             {"dl_dobj": dl_dobj, "obj": obj}, {}, {})
+        amp = xp.abs(obj)
+        unit = xp.where(amp > 0, obj / xp.where(amp > 0, amp, 1.0), 1.0 + 0j)
+        c = xp.conj(dl_dobj)
+        return guard((xp.real(c * unit), xp.real(c * (1j * obj))))
 
 
+_FLOOR = Param(1e-10, low=0.0, doc="added to every intensity")
 _OCCU_ARG = Arg("omode_occu", ("O",), low=0.0, optional=True)
 _BRIDGE_ARGS = (Arg("psi", _WAVES, kind="complex"), _OCCU_ARG)
-_ADJ_ARGS = (Arg("dl_dI", ("N", "Ky", "Kx")), Arg("psi", _WAVES, kind="complex"), _OCCU_ARG)
+_ADJ_ARGS = (Arg("dl_dI", ("N", "Ky", "Kx")), Arg("Psi", _WAVES, kind="complex"), _OCCU_ARG)
 _AP_ARGS = (Arg("dl_damp", ("*",)), Arg("dl_dphase", ("*",)), Arg("obj", ("*",), kind="complex"))
 _OA_ARGS = (Arg("dl_dobj", ("*",), kind="complex"), Arg("obj", ("*",), kind="complex"))
