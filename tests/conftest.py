@@ -48,8 +48,8 @@ def xp(request):
 
 def to_numpy(x):
     """A NumPy array of any backend's array (computing a Dask one)."""
-    if isinstance(x, np.ndarray):
-        return x
+    if isinstance(x, (np.ndarray, np.generic)):
+        return np.asarray(x)
     if hasattr(x, "get"):
         return x.get()
     if hasattr(x, "compute"):

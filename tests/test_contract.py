@@ -78,7 +78,10 @@ def test_value_and_grad_equals_value_and_grad_separately(name, case):
 
 @pytest.mark.parametrize(("name", "case"), CASES)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_namespace_dtype_shape_preserved_and_inputs_unchanged(xp, name, case, dtype):
+def test_every_namespace_gives_numpys_numbers_dtypes_and_shapes(xp, name, case, dtype):
+    """On every backend: the result's namespace, dtype and shape, inputs left
+    unchanged, and NumPy's numbers (1e-12 relative in float64; float32's
+    rounding of differently ordered sums in float32)."""
     loss = pl.get(name, **case)
     arrays = sample_inputs(loss, xp=xp, dtype=dtype, seed=4)
     before = {k: to_numpy(v).copy() for k, v in arrays.items()}
@@ -88,12 +91,19 @@ def test_namespace_dtype_shape_preserved_and_inputs_unchanged(xp, name, case, dt
     real = xp.float32 if dtype == "float32" else xp.float64
     assert type(v) is type(arrays[loss.wrt[0]])
     assert v.dtype == real
-    for name_, gi in zip(loss.wrt, _grads_tuple(loss, g)):
+    v0, g0 = loss.value_and_grad(**sample_inputs(loss, dtype=dtype, seed=4))
+    rtol = 1e-12 if dtype == "float64" else dtype_tolerance("float32")
+    np.testing.assert_allclose(to_numpy(v), v0, rtol=rtol, atol=rtol * np.max(np.abs(v0)))
+    for name_, gi, ref in zip(loss.wrt, _grads_tuple(loss, g), _grads_tuple(loss, g0)):
         x = arrays[name_]
         assert type(gi) is type(x), name_
         assert gi.dtype == x.dtype, name_
         assert gi.shape == x.shape, name_
-        assert bool(xp.all(xp.isfinite(gi))), name_
+        gi = to_numpy(gi)
+        assert np.all(np.isfinite(gi)), name_
+        tol = 1e-10 if dtype == "float64" else dtype_tolerance("float32")
+        np.testing.assert_allclose(gi, ref, rtol=tol, atol=tol * np.max(np.abs(ref)),
+                                   err_msg=name_)
 
 
 @pytest.mark.parametrize(("name", "case"), CASES)
@@ -108,18 +118,6 @@ def test_float32_agrees_with_float64(name, case):
     assert np.max(np.abs(v32 - v64)) <= tol * scale
     for a, b in zip(_grads_tuple(loss, g32), _grads_tuple(loss, g64)):
         assert np.max(np.abs(a - b)) <= tol * max(np.max(np.abs(b)), 1e-30)
-
-
-@pytest.mark.parametrize(("name", "case"), CASES)
-def test_other_namespaces_give_numpys_numbers(xp, name, case):
-    loss = pl.get(name, **case)
-    ref = sample_inputs(loss, seed=6)
-    other = sample_inputs(loss, xp=xp, seed=6)
-    v0, g0 = loss.value_and_grad(**ref)
-    v1, g1 = loss.value_and_grad(**other)
-    np.testing.assert_allclose(to_numpy(v1), v0, rtol=1e-12, atol=1e-300)
-    for a, b in zip(_grads_tuple(loss, g1), _grads_tuple(loss, g0)):
-        np.testing.assert_allclose(to_numpy(a), b, rtol=1e-10, atol=1e-13 * np.max(np.abs(b)))
 
 
 @pytest.mark.parametrize(("name", "case"), CASES)
