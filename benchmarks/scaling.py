@@ -9,6 +9,8 @@ count, a fresh LocalCluster of single-threaded worker processes runs
 and the table gives:
 
 - ``s``: wall time from building the graph to the persisted results;
+- ``CPU s/worker``: CPU time of the busiest worker process in that span
+  (on a shared machine the wall time also counts other users' load);
 - ``GB read``: bytes of input chunks produced (each generated chunk counted
   once per read), against the inputs' size;
 - ``peak/worker``: the largest rise of a worker's resident memory (VmHWM
@@ -18,8 +20,8 @@ and the table gives:
   the persisted gradients), in chunks of all inputs together.
 
 A second table gives the cost of one chunk in memory (NumPy, no Dask): phase
-1 and phase 3 of the sharded API, and generating the chunk; docs/scaling.md
-extrapolates from it.
+1 and phase 3 of the sharded API (the generic kernels each Dask task runs),
+generating the chunk, and copying it; docs/scaling.md extrapolates from it.
 
     python benchmarks/scaling.py                        # 6144 x 256 x 256, 3 GB; minutes
     python benchmarks/scaling.py --patterns 256 --size 64 --rows 32    # seconds
@@ -32,6 +34,7 @@ same place. Not run by the test suite.
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import time
 
@@ -90,12 +93,14 @@ def lazy_inputs(n, k, rows, names):
 
 
 def _worker_memory(reset):
-    """(VmRSS, VmHWM) of this process in bytes; ``reset`` first resets VmHWM (Linux)."""
+    """(VmRSS, VmHWM, CPU seconds) of this process; ``reset`` first resets VmHWM (Linux)."""
     if reset:
         with open("/proc/self/clear_refs", "w") as fh:
             fh.write("5")
     status = dict(line.split(":", 1) for line in open("/proc/self/status"))
-    return tuple(int(status[k].split()[0]) * 1024 for k in ("VmRSS", "VmHWM"))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return tuple(int(status[k].split()[0]) * 1024 for k in ("VmRSS", "VmHWM")) + (
+        usage.ru_utime + usage.ru_stime,)
 
 
 def _held(dask_worker):
@@ -123,6 +128,7 @@ def run_cluster(combo, names, n, k, rows, workers):
         after = client.run(_worker_memory, False)
         held = client.run(_held)
         rises = {w: after[w][1] - before[w][0] for w in after}
+        cpu = max(after[w][2] - before[w][2] for w in after)
         worst = max(rises, key=rises.get)
         read = sum(client.run(_bytes_read).values())
         holders = {w for g in grads for addrs in client.who_has(g).values() for w in addrs}
@@ -130,13 +136,14 @@ def run_cluster(combo, names, n, k, rows, workers):
     share = arrays["model_dp"].nbytes / workers
     chunk = sum(arrays[name].nbytes / arrays[name].numblocks[0] for name in names)
     peak = rises[worst]
-    return {"workers": workers, "s": seconds, "read": read, "inputs": inputs, "peak": peak,
+    return {"workers": workers, "s": seconds, "cpu": cpu, "read": read, "inputs": inputs, "peak": peak,
             "peak_share": peak / share, "above": (peak - held[worst]) / chunk,
             "holders": len(holders), "value": value}
 
 
 def chunk_costs(combo, names, k, rows, repeats=3):
-    """Median seconds of phase 1 + phase 3 on one in-memory chunk, and of generating it."""
+    """Median seconds of phase 1 + phase 3 on one in-memory chunk, of generating
+    it, and of copying it (one read and one write: the memory roofline)."""
     info = {None: {"chunk-location": (0,), "chunk-shape": None}}
 
     def generate():
@@ -154,8 +161,15 @@ def chunk_costs(combo, names, k, rows, repeats=3):
         sums = combo.partial_sums(**chunk, omode_occu=occu)
         return combo.finish(sums, **chunk, omode_occu=occu)
 
+    copies = {name: np.empty_like(v) for name, v in chunk.items()}
+
+    def copy():
+        for name, v in chunk.items():
+            np.copyto(copies[name], v)
+
     out = {}
-    for label, fn in (("generate", generate), ("phase 1 + 3", phases)):
+    for label, fn in (("copy (memory roofline)", copy), ("generate", generate),
+                      ("phase 1 + 3", phases)):
         fn()
         times = []
         for _ in range(repeats):
@@ -187,13 +201,13 @@ def main(argv=None):
     data_gb = sum(n * (k * k if nm != "objp_patches" else PATCH * PATCH) * 4 for nm in names) / gb
     print(f"# {args.loss}: {n} x {k} x {k} float32, {rows} patterns per chunk, "
           f"inputs {data_gb:.2f} GB, value checks {'on' if args.value_checks else 'off'}\n")
-    print("| workers | s | GB read | read / inputs | peak/worker GB | peak / input share "
+    print("| workers | s | CPU s/worker | GB read | read / inputs | peak/worker GB | peak / input share "
           "| peak above results, chunks | gradient on workers |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     with pl.check_values(args.value_checks):
         for w in args.workers:
             r = run_cluster(combo, names, n, k, rows, w)
-            print(f"| {w} | {r['s']:.1f} | {r['read'] / gb:.2f} | {r['read'] / r['inputs']:.2f} "
+            print(f"| {w} | {r['s']:.1f} | {r['cpu']:.1f} | {r['read'] / gb:.2f} | {r['read'] / r['inputs']:.2f} "
                   f"| {r['peak'] / gb:.2f} | {r['peak_share']:.2f} | {r['above']:.1f} "
                   f"| {r['holders']} |", flush=True)
         costs, chunk_bytes = chunk_costs(combo, names, k, rows)
