@@ -102,7 +102,8 @@ def _to_int(v):
         except ValueError:
             raise _Refused from None
     if isinstance(v, float):
-        if not (math.isfinite(v) and v.is_integer()):
+        # pydantic converts integral floats that fit a 64-bit integer.
+        if not (math.isfinite(v) and v.is_integer() and abs(v) < 2.0**63):
             raise _Refused
         return int(v)
     if isinstance(v, int):
