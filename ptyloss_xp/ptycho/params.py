@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import re
-from importlib import resources
 from dataclasses import dataclass, field
+from importlib import resources
 
 import yaml
 
@@ -84,7 +85,7 @@ def _to_float(v):
             return float(v)
         except ValueError:
             raise _Refused from None
-    if isinstance(v, (int, float)):  # bool is an int: true -> 1.0, as pydantic
+    if isinstance(v, numbers.Real):  # bool is an int: true -> 1.0, as pydantic
         try:
             return float(v)
         except OverflowError:
@@ -101,12 +102,13 @@ def _to_int(v):
             return int(m.group(1) if m else s)
         except ValueError:
             raise _Refused from None
-    if isinstance(v, float):
+    if isinstance(v, numbers.Integral):
+        return int(v)
+    if isinstance(v, numbers.Real):
         # pydantic converts integral floats that fit a 64-bit integer.
+        v = float(v)
         if not (math.isfinite(v) and v.is_integer() and abs(v) < 2.0**63):
             raise _Refused
-        return int(v)
-    if isinstance(v, int):
         return int(v)
     raise _Refused
 
@@ -114,7 +116,7 @@ def _to_int(v):
 def _to_bool(v):
     if isinstance(v, bool):
         return v
-    if isinstance(v, (int, float)) and v in (0, 1):
+    if isinstance(v, numbers.Real) and v in (0, 1):
         return v == 1
     if isinstance(v, str) and v.lower() in _TRUE | _FALSE:
         return v.lower() in _TRUE
