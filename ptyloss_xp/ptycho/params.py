@@ -20,7 +20,7 @@ import math
 import numbers
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 
 import yaml
@@ -241,11 +241,12 @@ def read_params_file(path) -> object:
         msg = (f"{where}: not a UTF-8 text file (byte 0x{raw[exc.start]:02x} at offset "
                f"{exc.start}); params files are read as UTF-8, as PtyRAD 1.0 reads them")
         raise ValueError(msg) from None
+    toml = _toml(where) if suffix == ".toml" else None
     try:
         if suffix == ".json":
             return json.loads(text, object_pairs_hook=_json_object)
-        if suffix == ".toml":
-            return _toml(where).loads(text)
+        if toml is not None:
+            return toml.loads(text)
         return yaml.load(text, Loader=_SafeLoader)  # noqa: S506 (a SafeLoader)
     # JSON's and TOML's decode errors are ValueErrors.
     except (ValueError, yaml.YAMLError) as exc:
@@ -282,7 +283,7 @@ class ResolvedLossParams:
     origin: dict
     source: str = "mapping"
     block: bool = True
-    notes: tuple = field(default=())
+    notes: tuple = ()
 
     def describe(self) -> str:
         """One line per term: its state and each setting with its origin."""
