@@ -278,6 +278,9 @@ def test_loss_tv_is_accepted_with_a_note():
     assert r.terms["loss_tv"] == {"state": True, "weight": 0.2, "obj_type": "phase", "eps": 1e-3}
     assert "PtyRAD 1.0 refuses a file that lists it" in r.notes[0]
     assert "loss_tv" not in resolve_loss_params({}).terms
+    with pytest.raises(ValueError, match="loss_tv: parameter 'weight' must be") as info:
+        resolve_loss_params({"loss_tv": {"weight": math.inf}})
+    assert "PtyRAD" not in str(info.value)
 
 
 # ---------------------------------------------------------------- files

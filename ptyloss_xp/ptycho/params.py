@@ -428,7 +428,8 @@ def _resolve_term(term, spec, where):
     try:
         built = loss_class(term)(**params)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{where}: {exc}; {_STRICTER}") from None
+        also = f"; {_STRICTER}" if term in PTYRAD_LOSS_PARAMS else ""
+        raise ValueError(f"{where}: {exc}{also}") from None
     cfg = {"state": given.get("state", schema["state"].default), **built.config}
     return cfg, {k: "file" if k in given else "default" for k in cfg}
 
