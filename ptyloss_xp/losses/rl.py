@@ -275,7 +275,9 @@ class DQN(_TDLoss):
         q_a, hot = _picked(xp, a["q_values"], a["actions"])
         loss, d1 = self._error(xp, q_a - self._target(a, xp.max), need_grad)
         value, factor = reduce(xp, loss, self.reduction)
-        return value, (((d1 * factor)[:, None] * hot,) if need_grad else None)
+        if not need_grad:
+            return value, None
+        return value, (xp.where(hot > 0, (d1 * factor)[:, None], 0.0),)
 
 
 # --------------------------------------------------------------------------
