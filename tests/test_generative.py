@@ -154,7 +154,8 @@ GEN_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("name", "params", "ref"), GAN_CASES, ids=lambda c: str(c))
+@pytest.mark.parametrize(("name", "params", "ref"), GAN_CASES,
+                         ids=[f"{n}-{i}" for i, (n, _, _) in enumerate(GAN_CASES)])
 def test_discriminator_losses_match_torch(name, params, ref):
     _torch_check(pl.get(name, **params), {"real_logits": REAL, "fake_logits": FAKE},
                  lambda torch, real_logits, fake_logits: ref(torch, real_logits, fake_logits))
@@ -164,7 +165,8 @@ def test_discriminator_losses_match_torch(name, params, ref):
                  lambda torch, real_logits, fake_logits: ref(torch, real_logits, fake_logits))
 
 
-@pytest.mark.parametrize(("name", "params", "ref"), GEN_CASES, ids=lambda c: str(c))
+@pytest.mark.parametrize(("name", "params", "ref"), GEN_CASES,
+                         ids=[f"{n}-{i}" for i, (n, _, _) in enumerate(GEN_CASES)])
 def test_generator_losses_match_torch(name, params, ref):
     _torch_check(pl.get(name, **params), {"fake_logits": FAKE},
                  lambda torch, fake_logits: ref(torch, fake_logits))
@@ -194,6 +196,28 @@ def test_logits_of_1e4_give_finite_exact_values_and_gradients(name, saturating):
     if name == "gan_discriminator":
         _torch_check(loss, arrays, lambda t, real_logits, fake_logits:
                      _bce(t, real_logits, 1.0) + _bce(t, fake_logits, 0.0))
+
+
+@pytest.mark.parametrize("case", GAN_CASES + GEN_CASES,
+                         ids=[f"{c[0]}-{i}" for i, c in enumerate(GAN_CASES + GEN_CASES)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_gan_loss_is_finite_at_logits_of_1e4(case, dtype):
+    name, params, _ = case
+    loss = pl.get(name, **params)
+    arrays = {"real_logits": HUGE_REAL, "fake_logits": HUGE_FAKE}
+    v, g = loss.value_and_grad(**{k: arrays[k].astype(dtype) for k in loss.wrt})
+    assert v.dtype == dtype and np.isfinite(v)
+    assert all(np.all(np.isfinite(gi)) for gi in ((g,) if len(loss.wrt) == 1 else g))
+
+
+def test_vae_elbo_bernoulli_logits_of_1e4_are_finite_and_exact():
+    recon = np.array([[1e4, -1e4, 1e4]])
+    x = np.array([[1.0, 1.0, 0.0]])
+    loss = pl.get("vae_elbo", likelihood="bernoulli_logits", beta=0.0)
+    for dtype in (np.float32, np.float64):
+        v, (g, _, _) = loss.value_and_grad(*(a.astype(dtype) for a in (recon, x, MU[:1], LOGVAR[:1])))
+        np.testing.assert_allclose(v, 2e4, rtol=1e-6)
+        np.testing.assert_array_equal(g, [[0.0, -1.0, 1.0]])
 
 
 def test_discriminator_takes_batches_of_different_sizes_but_one_trailing_shape():
