@@ -2,8 +2,8 @@
 
 The dataset is generated lazily, chunk by chunk, from a seed (a stand-in for
 reading patterns from disk): N float32 model and measured patterns of K x K,
-chunked by scan position, and the object phase patches of the default
-CombinedLoss. Nothing is held in memory before the call. For each worker
+chunked by scan position (and, for the example block's loss_sparse, object
+phase patches). Nothing is held in memory before the call. For each worker
 count, a fresh LocalCluster of single-threaded worker processes runs
 ``CombinedLoss.value_and_grad`` with the gradients persisted on the workers,
 and the table gives:
@@ -23,12 +23,12 @@ A second table gives the cost of one chunk in memory (NumPy, no Dask): phase
 1 and phase 3 of the sharded API (the generic kernels each Dask task runs),
 generating the chunk, and copying it; docs/scaling.md extrapolates from it.
 
-    python benchmarks/scaling.py                        # 6144 x 256 x 256, 3 GB; minutes
+    python benchmarks/scaling.py                     # 6144 x 256 x 256, 3.2 GB; minutes
     python benchmarks/scaling.py --patterns 256 --size 64 --rows 32    # seconds
-    python benchmarks/scaling.py --loss loss_single --workers 1       # issue 11's ratio
+    python benchmarks/scaling.py --loss example --value-checks      # with loss_sparse
 
-Run it from the repository root; the workers import ``ptyloss_xp`` from the
-same place. Not run by the test suite.
+The worker processes import ``ptyloss_xp`` as the parent does (the installed
+package, or ``PYTHONPATH``). Not run by the test suite.
 """
 
 from __future__ import annotations
@@ -41,8 +41,9 @@ import time
 import numpy as np
 
 import ptyloss_xp as pl
+from ptyloss_xp.ptycho.params import ptyrad_example_loss_params
 
-PATCH = 64  # object patch side: the default CombinedLoss's loss_sparse reads (N, 1, 1, 64, 64)
+PATCH = 64  # object patch side: the example block's loss_sparse reads (N, 1, 1, 64, 64)
 
 
 def make_chunk(seed, low, high, block_info=None):
@@ -186,16 +187,16 @@ def main(argv=None):
     parser.add_argument("--size", type=int, default=256, help="K: patterns are K x K")
     parser.add_argument("--rows", type=int, default=128, help="scan positions per chunk")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--loss", choices=("combined", "loss_single"), default="combined",
-                        help="the default CombinedLoss, or loss_single alone")
+    parser.add_argument("--loss", choices=("default", "example"), default="default",
+                        help="CombinedLoss() (PtyRAD 1.0's default: loss_single alone), or "
+                             "PtyRAD's documented example block (loss_single and loss_sparse)")
     parser.add_argument("--value-checks", action="store_true",
                         help="keep the library's input value checks on (off in a solver's loop)")
     args = parser.parse_args(argv)
 
-    if args.loss == "combined":
-        combo, names = pl.CombinedLoss(), ("model_dp", "measured_dp", "objp_patches")
-    else:
-        combo, names = pl.CombinedLoss({"loss_single": {"state": True}}), ("model_dp", "measured_dp")
+    combo = pl.CombinedLoss(ptyrad_example_loss_params() if args.loss == "example" else None)
+    read = {a.name for loss in combo.losses.values() for a in loss.args}
+    names = tuple(name for name in INPUTS if name in read)
     gb = 1e9
     n, k, rows = args.patterns, args.size, args.rows
     data_gb = sum(n * (k * k if nm != "objp_patches" else PATCH * PATCH) * 4 for nm in names) / gb
