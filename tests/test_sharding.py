@@ -17,6 +17,8 @@ import pytest
 import ptyloss_xp as pl
 from ptyloss_xp.testing import sample_inputs
 
+from conftest import BACKENDS, backend_params, to_numpy
+
 N = 7
 BOUNDS = {1: (0, 7), 2: (0, 3, 7), 5: (0, 1, 2, 3, 5, 7)}
 TERMS = [name for name in pl.available("ptycho")]
@@ -38,7 +40,7 @@ ALL_ON = {
 def _shards(arrays, n_shards, per_position):
     """Contiguous uneven shards; arrays not indexed by scan position stay whole."""
     b = BOUNDS[n_shards]
-    return [{k: v[lo:hi] if k in per_position else v for k, v in arrays.items()}
+    return [{k: v[lo:hi, ...] if k in per_position else v for k, v in arrays.items()}
             for lo, hi in zip(b[:-1], b[1:])]
 
 
@@ -94,6 +96,21 @@ def test_combined_shards_give_the_unsharded_total_terms_and_gradients(n_shards):
     assert sorted(whole.grads) == sorted(parts[0].grads)
     for name, g in whole.grads.items():
         _close(np.concatenate([p.grads[name] for p in parts]), g)
+
+
+@pytest.mark.parametrize("backend", backend_params())
+def test_combined_shards_on_every_namespace_give_numpys_numbers(backend):
+    xp = BACKENDS[backend]
+    combo = pl.CombinedLoss(ALL_ON)
+    arrays = _combined_inputs()
+    shards = _shards({k: xp.asarray(v) for k, v in arrays.items()}, 2,
+                     _per_position(combo.losses.values()))
+    sums = combo.combine(*(combo.partial_sums(**s) for s in shards))
+    parts = [combo.finish(sums, **s) for s in shards]
+    whole = combo.value_and_grad(**arrays)
+    _close(to_numpy(parts[1].total), whole.total, rtol=1e-12)
+    for name, g in whole.grads.items():
+        _close(np.concatenate([to_numpy(p.grads[name]) for p in parts]), g)
 
 
 def test_float32_shards_stay_float32():
