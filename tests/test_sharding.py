@@ -131,6 +131,12 @@ def test_combined_total_is_a_0d_array_of_the_inputs_namespace():
     assert type(res.total) is np.ndarray and res.total.shape == ()
 
 
+def test_combined_namespace_errors_name_combinedloss():
+    I = np.ones((2, 3, 3))
+    with pytest.raises(TypeError, match=r"^CombinedLoss: argument 'measured_dp' must be an array"):
+        pl.CombinedLoss().value_and_grad(model_dp=I, measured_dp=I.tolist())
+
+
 def test_a_shard_may_be_all_zero_but_the_whole_dataset_may_not():
     loss = pl.get("loss_single")
     I, D = np.full((4, 3, 3), 2.0), np.zeros((4, 3, 3))

@@ -69,7 +69,7 @@ def _wsum(xp, x, w):
 class _ShardedTerm(Loss):
     """A term that is a function of a few sums over scan positions (axis N).
 
-    Besides the one-call API, every term offers the two phases a solver with
+    Besides the one-call API, every term offers the three phases a solver with
     scan positions split over workers runs (see :mod:`.shards`):
     :meth:`partial_sums` on each shard, :meth:`combine` (addition) across
     shards, and :meth:`finish` on each shard. A subclass implements three
