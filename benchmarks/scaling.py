@@ -28,7 +28,9 @@ generating the chunk, and copying it; docs/scaling.md extrapolates from it.
     python benchmarks/scaling.py --loss example --value-checks      # with loss_sparse
 
 The worker processes import ``ptyloss_xp`` as the parent does (the installed
-package, or ``PYTHONPATH``). Not run by the test suite.
+package, or ``PYTHONPATH``). The test suite runs it once at a tiny size
+(tests/test_sharding.py); the figures in docs/scaling.md come from the
+default size.
 """
 
 from __future__ import annotations

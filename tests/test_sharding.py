@@ -298,3 +298,18 @@ def test_bad_input_on_the_cluster_raises_the_librarys_error_when_computed(client
     with pytest.raises(ValueError, match=r"^loss_single: argument 'measured_dp' must be finite and >= 0 "
                                          r"\(checked when the Dask result was computed\)"):
         grad.compute()
+
+
+def test_scaling_benchmark_runs_at_a_tiny_size(monkeypatch, capsys):
+    pytest.importorskip("dask.distributed")
+    import runpy
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "scaling.py"
+    monkeypatch.setattr(sys, "argv", [str(script), "--patterns", "32", "--size", "16",
+                                      "--rows", "8", "--workers", "1"])
+    runpy.run_path(str(script), run_name="__main__")
+    rows = [line.split("|") for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| 1 |")]
+    assert len(rows) == 1 and rows[0][5].strip() == "2.00"  # every input byte read twice
