@@ -115,7 +115,7 @@ def run_cluster(combo, names, n, k, rows, workers):
     from dask.distributed import Client, LocalCluster, wait
 
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, memory_limit=0,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
         # Warm-up on a few chunks: imports and caches on every worker.
         warm = lazy_inputs(2 * rows * workers, k, rows, names)
         wait(client.persist(list(combo.value_and_grad(**warm).grads.values())))
