@@ -1,0 +1,76 @@
+"""Separable 2-D filtering over the last two axes, 'valid' and its adjoint.
+
+A 1-D 'valid' correlation with an n-tap window maps a length-L axis to
+``L - n + 1``: ``out[i] = sum_k w[k] x[i + k]``. Its adjoint (transpose)
+maps back to length L: ``out[j] = sum_k w[k] g[j - k]`` over the ``g``
+indices that exist, i.e. a 'full' correlation with the reversed window. A
+separable 2-D window is one such pass per axis, n operations per element
+and pass instead of n^2.
+
+The generic kernels are sums of n shifted slices times the weights, which
+every array API namespace runs (and differentiates, and traces). NumPy
+arrays go to :mod:`._numpy_filters` (SciPy's compiled ``correlate1d``), which
+computes the same sums in another order; the tests compare the two.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .._backend import device_of, is_numpy
+from . import _numpy_filters
+
+__all__ = ["filter_valid", "filter_valid_adjoint", "gaussian_window"]
+
+
+def gaussian_window(sigma: float, truncate: float = 3.5) -> tuple:
+    """Normalised samples of ``exp(-t^2 / (2 sigma^2))`` at the integers
+    ``|t| <= int(truncate * sigma + 0.5)``, as Python floats (float64).
+
+    The radius rule and ``truncate = 3.5`` are scikit-image's for SSIM with
+    ``gaussian_weights=True`` (which calls ``scipy.ndimage.gaussian_filter``):
+    11 taps for ``sigma = 1.5``.
+    """
+    r = int(truncate * sigma + 0.5)
+    raw = [math.exp(-0.5 * (t / sigma) ** 2) for t in range(-r, r + 1)]
+    total = math.fsum(raw)
+    return tuple(v / total for v in raw)
+
+
+def _slice(x, axis, start, length):
+    return x[..., start:start + length] if axis == -1 else x[..., start:start + length, :]
+
+
+def _correlate_valid_1d(xp, x, w, axis):
+    m = x.shape[axis] - len(w) + 1
+    out = w[0] * _slice(x, axis, 0, m)
+    for k in range(1, len(w)):
+        out = out + w[k] * _slice(x, axis, k, m)
+    return out
+
+
+def _zero_pad_1d(xp, g, r, axis):
+    shape = list(g.shape)
+    shape[axis] = r
+    zeros = xp.zeros(tuple(shape), dtype=g.dtype, device=device_of(g))
+    return xp.concat((zeros, g, zeros), axis=axis)
+
+
+def filter_valid(xp, x, w):
+    """'Valid' correlation of the last two axes of ``x`` with the separable
+    window ``w`` (a tuple of n floats, the same along both axes): shape
+    ``(..., H - n + 1, W - n + 1)``."""
+    if is_numpy(xp):
+        return _numpy_filters.filter_valid(x, w)
+    return _correlate_valid_1d(xp, _correlate_valid_1d(xp, x, w, -1), w, -2)
+
+
+def filter_valid_adjoint(xp, g, w):
+    """The adjoint of :func:`filter_valid`: ``g`` of shape
+    ``(..., H - n + 1, W - n + 1)`` to ``(..., H, W)``."""
+    if is_numpy(xp):
+        return _numpy_filters.filter_valid_adjoint(g, w)
+    r = len(w) - 1
+    flipped = tuple(reversed(w))
+    out = _correlate_valid_1d(xp, _zero_pad_1d(xp, g, r, -1), flipped, -1)
+    return _correlate_valid_1d(xp, _zero_pad_1d(xp, out, r, -2), flipped, -2)
