@@ -19,10 +19,13 @@ See docs/image.md for a worked example.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
+from .._backend import is_numpy
 from .._registry import Loss, register, reduce
 from .._validate import REDUCTION, Arg, Param
+from . import _numpy_filters
 from ._filters import filter_valid, filter_valid_adjoint, gaussian_window
 
 __all__ = ["SSIM", "Perceptual", "Style"]
@@ -131,6 +134,25 @@ class SSIM(Loss):
 
     def _evaluate(self, xp, a, need_grad):
         x, y = a["input"], a["target"]
+        n, c = x.shape[0], x.shape[1]
+        r = len(self._window) - 1
+        count = c * (x.shape[2] - r) * (x.shape[3] - r)
+        # reduce()'s gradient factor, wanted before the value exists: the
+        # NumPy blocks write their part of the gradient as they go.
+        factor = 1.0 / n if self.reduction == "mean" else 1.0
+        planes = functools.partial(self._planes, scale=-factor / count, need_grad=need_grad)
+        if is_numpy(xp):
+            sums, grads = _numpy_filters.by_plane_blocks(planes, x, y)
+        else:
+            sums, grads = planes(xp, x, y)
+        per_sample = 1.0 - xp.sum(sums, axis=1) / count
+        value, _ = reduce(xp, per_sample, self.reduction)
+        return value, (grads if need_grad else None)
+
+    def _planes(self, xp, x, y, scale, need_grad):
+        """SSIM over the planes ``x[..., :, :]``: the sums of the map per
+        plane, and the gradients (a tuple in ``wrt`` order) of ``scale``
+        times their total (``None`` without ``need_grad``)."""
         w = self._window
         c1 = (self.k1 * self.data_range) ** 2
         c2 = (self.k2 * self.data_range) ** 2
@@ -143,13 +165,9 @@ class SSIM(Loss):
         b2 = (e_xx - mu_x * mu_x) + (e_yy - mu_y * mu_y) + c2
         den = b1 * b2
         s_map = a1 * a2 / den
-        n = x.shape[0]
-        per_sample = 1.0 - xp.mean(xp.reshape(s_map, (n, -1)), axis=1)
-        value, factor = reduce(xp, per_sample, self.reduction)
+        sums = xp.sum(s_map, axis=(-2, -1))
         if not need_grad:
-            return value, None
-        # d(per-sample loss)/dS, times the reduction's factor.
-        scale = -factor / math.prod(s_map.shape[1:])
+            return sums, None
         q = (2.0 * scale) / den
         da_diff, db_diff = a2 - a1, s_map * (b2 - b1)
         adj_sq = filter_valid_adjoint(xp, (-scale) * s_map / b2, w)  # w^T(dS/d(w*x^2))
@@ -157,10 +175,10 @@ class SSIM(Loss):
         gx = (filter_valid_adjoint(xp, q * (mu_y * da_diff - mu_x * db_diff), w)
               + 2.0 * x * adj_sq + y * adj_xy)
         if not self.grad_target:
-            return value, (gx,)
+            return sums, (gx,)
         gy = (filter_valid_adjoint(xp, q * (mu_x * da_diff - mu_y * db_diff), w)
               + 2.0 * y * adj_sq + x * adj_xy)
-        return value, (gx, gy)
+        return sums, (gx, gy)
 
 
 _FEATURES = Arg("input", ("N", "*"), grad=True,
