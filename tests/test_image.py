@@ -135,6 +135,22 @@ def test_numpy_fast_filter_equals_the_generic_one_and_is_its_adjoint(sigma, dtyp
     assert abs(lhs - rhs) <= 1e-12 * np.sum(np.abs(x64)) * np.abs(g64).max()
 
 
+@pytest.mark.parametrize("planes_per_block", [1, 4])
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_ssim_by_plane_blocks_equals_the_generic_kernel(monkeypatch, planes_per_block,
+                                                       reduction):
+    strict = BACKENDS["array_api_strict"]
+    if strict is None:
+        pytest.skip("array_api_strict not available")
+    monkeypatch.setattr(_numpy_filters, "_BLOCK_BYTES", planes_per_block * 21 * 18 * 8)
+    loss = pl.get("ssim", grad_target=True, reduction=reduction)
+    v, (gx, gy) = loss.value_and_grad(X, Y)            # 6 planes: blocks of 1, or 4 + 2
+    v0, (gx0, gy0) = loss.value_and_grad(strict.asarray(X), strict.asarray(Y))
+    np.testing.assert_allclose(v, np.asarray(v0), rtol=1e-13)
+    np.testing.assert_allclose(gx, np.asarray(gx0), rtol=1e-12, atol=1e-16)
+    np.testing.assert_allclose(gy, np.asarray(gy0), rtol=1e-12, atol=1e-16)
+
+
 def test_filters_leave_inputs_alone():
     w = _filters.gaussian_window(1.5)
     x = X.copy()

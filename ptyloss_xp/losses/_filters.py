@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 
-from .._backend import device_of, is_numpy
+from .._backend import device_of, is_numpy, whole_planes
 from . import _numpy_filters
 
 __all__ = ["filter_valid", "filter_valid_adjoint", "gaussian_window"]
@@ -53,7 +53,9 @@ def _zero_pad_1d(xp, g, r, axis):
     shape = list(g.shape)
     shape[axis] = r
     zeros = xp.zeros(tuple(shape), dtype=g.dtype, device=device_of(g))
-    return xp.concat((zeros, g, zeros), axis=axis)
+    # Dask would keep the padding as chunks of its own, and every shifted
+    # slice would then cut the plane into more pieces.
+    return whole_planes(xp.concat((zeros, g, zeros), axis=axis))
 
 
 def filter_valid(xp, x, w):

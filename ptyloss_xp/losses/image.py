@@ -22,7 +22,7 @@ import dataclasses
 import functools
 import math
 
-from .._backend import is_numpy
+from .._backend import is_numpy, whole_planes
 from .._registry import Loss, register, reduce
 from .._validate import REDUCTION, Arg, Param
 from . import _numpy_filters
@@ -144,7 +144,7 @@ class SSIM(Loss):
         if is_numpy(xp):
             sums, grads = _numpy_filters.by_plane_blocks(planes, x, y)
         else:
-            sums, grads = planes(xp, x, y)
+            sums, grads = planes(xp, whole_planes(x), whole_planes(y))
         per_sample = 1.0 - xp.sum(sums, axis=1) / count
         value, _ = reduce(xp, per_sample, self.reduction)
         return value, (grads if need_grad else None)
