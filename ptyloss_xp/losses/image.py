@@ -25,7 +25,7 @@ import math
 from .._backend import is_numpy, whole_planes
 from .._registry import Loss, register, reduce
 from .._validate import REDUCTION, Arg, Param
-from . import _numpy_filters
+from . import _numpy_blocks
 from ._filters import filter_valid, filter_valid_adjoint, gaussian_window
 
 __all__ = ["SSIM", "Perceptual", "Style"]
@@ -142,7 +142,7 @@ class SSIM(Loss):
         factor = 1.0 / n if self.reduction == "mean" else 1.0
         planes = functools.partial(self._planes, scale=-factor / count, need_grad=need_grad)
         if is_numpy(xp):
-            sums, grads = _numpy_filters.by_plane_blocks(planes, x, y)
+            sums, grads = _numpy_blocks.by_plane_blocks(planes, x, y)
         else:
             sums, grads = planes(xp, whole_planes(x), whole_planes(y))
         per_sample = 1.0 - xp.sum(sums, axis=1) / count
