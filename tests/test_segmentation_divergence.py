@@ -3,8 +3,9 @@ cannot see. Values against independent float64 formulas (scipy where it has
 them) and known numbers, batch pooling against MONAI's batch=True and Keras'
 global Dice, combo against PyTorch autograd of the paper's formula, the
 Tversky identities, the empty-mask answers, zeros that only some arguments
-accept, torch's "mean" vs "batchmean", and the error messages. (Gradients, dtypes, namespaces and domain edges are
-covered for every loss by tests/test_contract.py.)
+accept, torch's "mean" vs "batchmean", and the error messages. (Gradients,
+dtypes, namespaces and domain edges are covered for every loss by
+tests/test_contract.py.)
 """
 
 import itertools
@@ -454,8 +455,10 @@ BAD_PARAMS = [
      "jaccard: parameter 'reduction' must be 'mean' or 'sum' with pooling='batch'"),
     ("combo", {"pooling": "batch", "reduction": "none"}, ValueError,
      "combo: parameter 'reduction' must be 'mean' or 'sum' with pooling='batch'"),
-    ("combo", {"alpha": 1.5}, ValueError, "combo: parameter 'alpha' must be a real number >= 0 and <= 1"),
-    ("combo", {"eps": 0.0}, ValueError, "combo: parameter 'eps' must be a real number > 0 and < 0.5"),
+    ("combo", {"alpha": 1.5}, ValueError,
+     "combo: parameter 'alpha' must be a real number >= 0 and <= 1"),
+    ("combo", {"eps": 0.0}, ValueError,
+     "combo: parameter 'eps' must be a real number > 0 and < 0.5"),
 ]
 
 
