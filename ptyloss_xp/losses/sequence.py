@@ -251,7 +251,7 @@ def _forward_backward(xp, lp, targets, input_lengths, target_lengths, blank, nee
         stay_or_step = xp.logaddexp(alpha, xp.concat([neg2[:, :1], alpha[:, :-1]], axis=1))
         jump = xp.concat([neg2, alpha[:, :-2]], axis=1) + skip
         # Past its last frame a sample keeps its final alpha.
-        alpha = xp.where(running[t][:, None], e[t] + xp.logaddexp(stay_or_step, jump), alpha)
+        alpha = xp.where(running[t, :, None], e[t, ...] + xp.logaddexp(stay_or_step, jump), alpha)
         alphas.append(alpha)
     last = (pos == end) | (pos == end - 1)
     ll = xp.logaddexp(xp.max(xp.where(pos == end, alpha, -math.inf), axis=1),
@@ -265,7 +265,7 @@ def _forward_backward(xp, lp, targets, input_lengths, target_lengths, blank, nee
     beta = xp.where((final == t_max - 1)[:, None], stop, -math.inf)
     betas = [beta]
     for t in range(t_max - 2, -1, -1):
-        b = beta + e[t + 1]
+        b = beta + e[t + 1, ...]
         stay_or_step = xp.logaddexp(b, xp.concat([b[:, 1:], neg2[:, :1]], axis=1))
         jump = xp.concat([b[:, 2:], neg2], axis=1) + skip_back
         # Frames after a sample's last one keep beta = -inf (no posterior).
