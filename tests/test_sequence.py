@@ -179,7 +179,8 @@ def test_bad_values_are_refused_by_name(change, match):
 
 def test_bad_layout_and_parameters_are_refused_by_name():
     logits, targets, frames, labels = _batch()
-    with pytest.raises(ValueError, match=r"^ctc_logits: parameter 'blank' must be in \[0, C\) = \[0, 6\)"):
+    with pytest.raises(ValueError,
+                       match=r"^ctc_logits: parameter 'blank' must be in \[0, C\) = \[0, 6\)"):
         pl.get("ctc_logits", blank=6).value(logits, targets, frames, labels)
     with pytest.raises(ValueError, match=r"^ctc: parameter 'blank' must be an integer >= 0"):
         pl.get("ctc", blank=-1)

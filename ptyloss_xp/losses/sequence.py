@@ -147,9 +147,12 @@ class _CTC(Loss):
         labels = out["target_lengths"].copy()
         # One sample uses every frame and the widest target that fits.
         frames[0], labels[0] = t, y.shape[1]
+        def frames_needed(k, m):
+            # A target of m labels with R adjacent repeats needs m + R frames.
+            return m + np.sum(y[k, 1:m] == y[k, :m - 1])
+
         for k in range(n):
-            # A target of S labels with R adjacent repeats needs S + R frames.
-            while labels[k] and labels[k] + np.sum(y[k, 1:labels[k]] == y[k, :labels[k] - 1]) > frames[k]:
+            while labels[k] and frames_needed(k, labels[k]) > frames[k]:
                 labels[k] -= 1
         out.update(targets=y, input_lengths=frames, target_lengths=labels)
         return out
@@ -312,9 +315,9 @@ _DOC_COMMON = """
         ``+inf``). Either way its gradient is 0 (PyTorch's is NaN without
         ``zero_infinity``).
 
-    Inputs
-    ------
-    ``{first}`` (T, N, C), ``targets`` (N, S) padded or 1-D concatenated,
+    Notes
+    -----
+    Inputs: ``{first}`` (T, N, C), ``targets`` (N, S) padded or 1-D concatenated,
     ``input_lengths`` (N,) in [0, T], ``target_lengths`` (N,) in [0, S].
     Targets within their length must be in [0, C) and differ from ``blank``
     (PyTorch does not check this and returns meaningless numbers); padding
@@ -343,12 +346,11 @@ class CTC(_CTC):
     (for that use ``ctc_logits``). The loss is defined for any finite
     ``log_probs``, normalised or not.
     {common}
-    Notes
-    -----
-    optax's ``ctc_loss`` takes logits ``(B, T, K)`` with paddings instead of
-    lengths, and applies ``log_softmax`` itself (as ``ctc_logits`` does); its
-    value equals the "none" reduction here. Log-probabilities must be finite:
-    ``-inf`` to forbid a class is refused (use a large negative number).
+    optax's ``ctc_loss`` takes logits ``(B, T, K)`` with paddings instead
+    of lengths, applies ``log_softmax`` itself (as ``ctc_logits`` does) and
+    returns per-sequence losses (the "none" reduction here).
+    Log-probabilities must be finite: ``-inf`` to forbid a class is refused
+    (use a large negative number).
 
     Examples
     --------
@@ -397,7 +399,8 @@ class CTCLogits(_CTC):
     >>> import numpy as np, ptyloss_xp as pl
     >>> rng = np.random.default_rng(0)
     >>> logits = rng.normal(size=(8, 2, 5))
-    >>> targets, frames, labels = np.array([[1, 2, 2], [4, 3, 0]]), np.array([8, 6]), np.array([3, 2])
+    >>> targets = np.array([[1, 2, 2], [4, 3, 0]])
+    >>> frames, labels = np.array([8, 6]), np.array([3, 2])
     >>> loss = pl.get("ctc_logits")
     >>> v, g = loss.value_and_grad(logits, targets, frames, labels)
     >>> v2 = loss.value(logits - 0.5 * g, targets, frames, labels)
