@@ -70,7 +70,9 @@ class _CTC(Loss):
     param_cases = ({"reduction": "sum"}, {"reduction": "none"},
                    {"blank": 2, "zero_infinity": True})
     reference = ("Graves, Fernandez, Gomez and Schmidhuber, Connectionist temporal "
-                 "classification, ICML 2006; torch.nn.functional.ctc_loss")
+                 "classification, ICML 2006; counterpart torch.nn.functional.ctc_loss (same "
+                 "value; an impossible alignment gets gradient 0, not NaN; labels equal to "
+                 "blank or out of range are refused)")
     _logits = False
 
     def _checks_values_itself(self, arrays):
@@ -375,7 +377,8 @@ class CTC(_CTC):
     formula = ("loss_n = -log sum_{pi in B^-1(l_n)} prod_{t < T_n} exp(log_probs[t, n, pi_t]); "
                "mean: mean_n loss_n / max(S_n, 1)")
     gradient = ("d loss_n / d log_probs[t, n, c] = -sum_{s: l'_s = c} exp(alpha_t(s) + beta_t(s) "
-                "- log p(l_n)); log_probs as free variables")
+                "- log p(l_n)); log_probs as free variables (PyTorch's autograd adds "
+                "exp(log_probs): that is ctc_logits' gradient)")
 
 
 @register
@@ -413,8 +416,8 @@ class CTCLogits(_CTC):
                 doc="unnormalised class scores, time first; log_softmax over C is applied"),
             _TARGETS, _INPUT_LENGTHS, _TARGET_LENGTHS)
     formula = "ctc(log_softmax(logits, axis=2), targets, input_lengths, target_lengths)"
-    gradient = ("d loss / d logits = softmax(logits) * sum_s gamma - scatter_c(gamma), "
-                "gamma the CTC posteriors (PyTorch's autograd gradient)")
+    gradient = ("d loss / d logits = softmax(logits) * sum_s gamma - scatter_c(gamma); "
+                "gamma the CTC posteriors: the gradient PyTorch's autograd gives")
     _logits = True
 
 
