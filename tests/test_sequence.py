@@ -206,3 +206,10 @@ def test_bad_lengths_get_the_librarys_error_on_other_backends(backend):
         arrays = [xp.asarray(a) for a in (logits, targets, frames, labels)]
     with pytest.raises(ValueError, match=r"^ctc_logits: argument 'input_lengths' must hold"):
         to_numpy(pl.get("ctc_logits").value(*arrays))
+
+
+def test_missing_lengths_are_named():
+    logits, targets, frames, _ = _batch()
+    with pytest.raises(TypeError,
+                       match=r"^ctc: missing required array argument\(s\) 'target_lengths'"):
+        pl.get("ctc").value(logits, np.array([1, 2]), frames)

@@ -96,7 +96,7 @@ class _CTC(Loss):
         names = [a.name for a in self.args]
         given = {**dict(zip(names, arrays)), **kw}
         flat, lengths = given.get("targets"), given.get("target_lengths")
-        if getattr(flat, "ndim", None) != 1:
+        if getattr(flat, "ndim", None) != 1 or lengths is None:
             return arrays, kw
         xp = namespace({"targets": flat, "target_lengths": lengths}, self.name)
         if lengths.ndim != 1 or not xp.isdtype(lengths.dtype, "integral") \
@@ -271,7 +271,8 @@ def _forward_backward(xp, lp, targets, input_lengths, target_lengths, blank, nee
         # Past its last frame a sample keeps its final alpha.
         alpha = xp.where(running[t, :, None], e[t, ...] + _logsumexp3(xp, alpha, step, jump),
                          alpha)
-        alphas.append(alpha)
+        if need_grad:
+            alphas.append(alpha)
     last = (pos == end) | (pos == end - 1)
     ll = xp.logaddexp(xp.max(xp.where(pos == end, alpha, -math.inf), axis=1),
                       xp.max(xp.where(pos == end - 1, alpha, -math.inf), axis=1))
