@@ -149,6 +149,7 @@ class _CTC(Loss):
         labels = out["target_lengths"].copy()
         # One sample uses every frame and the widest target that fits.
         frames[0], labels[0] = t, y.shape[1]
+
         def frames_needed(k, m):
             # A target of m labels with R adjacent repeats needs m + R frames.
             return m + np.sum(y[k, 1:m] == y[k, :m - 1])
