@@ -28,7 +28,8 @@ have one, so a batch in which no two samples share a label is refused
 Cosine similarities divide by norms: the batch losses normalise each row as
 ``torch.nn.functional.normalize`` does, ``x / max(||x||, 1e-12)``, and the
 pair losses use PyTorch's ``cosine_embedding_loss`` form, ``x1.x2 /
-sqrt((||x1||^2 + 1e-12)(||x2||^2 + 1e-12))``, so zero embeddings give finite
+sqrt((||x1||^2 + eps)(||x2||^2 + eps))`` with PyTorch's ``eps``, 1e-12 held
+in a float32 (9.99999996e-13), so zero embeddings give finite
 values and gradients (large ones, as PyTorch's: the direction of a zero
 vector is undefined).
 """
@@ -48,9 +49,11 @@ __all__ = [
 ]
 
 _FAMILY = "metric"
-# torch.nn.functional.normalize's clamp of the norm, and the term PyTorch's
-# cosine_embedding_loss adds to each squared norm.
+# torch.nn.functional.normalize's clamp of the norm.
 _NORM_EPS = 1e-12
+# The term PyTorch's cosine_embedding_loss adds to each squared norm: 1e-12
+# held in a C float, 9.99999996e-13 (it decides the gradient at a zero vector).
+_COS_EPS = float(np.float32(1e-12))
 # Stands for log(0), the log-sum-exp of no terms, where -inf would give
 # inf - inf = NaN in later differences; finite in float32 too.
 _LOG_ZERO = -1e30
@@ -281,8 +284,10 @@ class _Triplet(_Rows):
         d_neg = d_an
         if getattr(self, "swap", False):
             d_pn, n_pn = self._distance(xp, pos, neg)
-            swapped = d_pn < d_an
-            d_neg = xp.where(swapped, d_pn, d_an)
+            d_neg = xp.minimum(d_an, d_pn)
+            # The share of d(p, n) in the minimum: PyTorch splits ties evenly.
+            swapped = (xp.astype(d_pn < d_an, d_an.dtype)
+                       + 0.5 * xp.astype(d_pn == d_an, d_an.dtype))
         z = self.margin + d_ap - d_neg
         per = xp.squeeze(xp.maximum(z, 0.0), axis=1)
         if not need_grad:
@@ -291,8 +296,8 @@ class _Triplet(_Rows):
         active = xp.astype(z >= 0, z.dtype)
         if swapped is None:
             return per, (active * (n_ap - n_an), -active * n_ap, active * n_an)
-        g_an = xp.where(swapped, 0.0, n_an)
-        g_pn = xp.where(swapped, n_pn, 0.0)
+        g_an = (1.0 - swapped) * n_an
+        g_pn = swapped * n_pn
         return per, (active * (n_ap - g_an), -active * (n_ap + g_pn), active * (g_an + g_pn))
 
 
@@ -307,8 +312,8 @@ class TripletMargin(_Triplet):
     with PyTorch's ``eps`` added to every component of the difference before
     the p-norm (``torch.pairwise_distance``). With ``swap=True``
     (Balntas et al. 2016) ``d(a, n)`` is replaced by ``min(d(a, n), d(p,
-    n))``; at a tie the anchor's distance is kept (PyTorch splits the
-    gradient of ``minimum`` at ties). The seed's squared-distance FaceNet
+    n))``; at a tie the gradient is split evenly between the two, as
+    PyTorch's ``minimum`` does. The seed's squared-distance FaceNet
     form is :class:`TripletSquared`.
 
     Gradient: with ``u = v / ||v||_p`` taken componentwise as ``sign(v)
@@ -434,8 +439,8 @@ class _Cosine(_Rows):
 
     def _host_cosine(self, arrays):
         x1, x2 = arrays["input1"], arrays["input2"]
-        n1 = np.sum(x1 * x1, axis=1) + _NORM_EPS
-        n2 = np.sum(x2 * x2, axis=1) + _NORM_EPS
+        n1 = np.sum(x1 * x1, axis=1) + _COS_EPS
+        n2 = np.sum(x2 * x2, axis=1) + _COS_EPS
         return np.sum(x1 * x2, axis=1) / np.sqrt(n1 * n2), n1, n2
 
     def _kink_distance(self, name, arrays, kink_cos):
@@ -449,8 +454,8 @@ class _Cosine(_Rows):
     def _rows(self, xp, a, need_grad):
         x1, x2 = a["input1"], a["input2"]
         y = a["target"][:, None]
-        n1 = xp.sum(x1 * x1, axis=1, keepdims=True) + _NORM_EPS
-        n2 = xp.sum(x2 * x2, axis=1, keepdims=True) + _NORM_EPS
+        n1 = xp.sum(x1 * x1, axis=1, keepdims=True) + _COS_EPS
+        n2 = xp.sum(x2 * x2, axis=1, keepdims=True) + _COS_EPS
         den = xp.sqrt(n1 * n2)
         c = xp.sum(x1 * x2, axis=1, keepdims=True) / den
         per, slope = self._of_cosine(xp, c, y)
@@ -465,7 +470,8 @@ class CosineEmbedding(_Cosine):
     """Cosine embedding loss, PyTorch's ``cosine_embedding_loss``.
 
     Per row, with ``cos`` the cosine similarity of ``input1[n]`` and
-    ``input2[n]`` (PyTorch's form, 1e-12 added to each squared norm)::
+    ``input2[n]`` (PyTorch's form, ``eps`` = 1e-12 in float32 added to each
+    squared norm)::
 
         loss_n = 1 - cos                   for y = 1,
         loss_n = max(0, cos - margin)      for y = -1.
@@ -502,7 +508,8 @@ class CosineEmbedding(_Cosine):
     gradient = (r"\partial \ell_n/\partial x^{(1)}_n = s_n \big(x^{(2)}_n / \mathrm{den}_n - "
                 r"\cos_n x^{(1)}_n / (\lVert x^{(1)}_n \rVert^2 + \epsilon)\big),\ "
                 r"s_n = -1\ (y_n = 1),\ [\cos_n \ge m]\ (y_n = -1)")
-    reference = "torch.nn.functional.cosine_embedding_loss (eps = 1e-12 in each squared norm)"
+    reference = ("torch.nn.functional.cosine_embedding_loss (eps = float32(1e-12) in each "
+                 "squared norm)")
 
     def nonsmooth_distance(self, name, arrays):
         near = self._kink_distance(name, arrays, self.margin)
