@@ -41,7 +41,6 @@ import numpy as np
 from .._backend import device_of
 from .._registry import Loss, register, reduce
 from .._validate import REDUCTION, Arg, Param, require
-from .classification import _sigmoids, _softplus
 
 __all__ = [
     "Contrastive", "TripletMargin", "TripletSquared", "CosineEmbedding", "CosineContrastive",
@@ -647,10 +646,10 @@ class _Batch(Loss):
         return self._batch(xp, a["embeddings"], a["labels"], need_grad)
 
 
-def _through_gram(xp, g, xn):
-    """Gradient with respect to ``xn`` of a function of ``S = xn xn^T``
-    whose gradient with respect to ``S`` is ``g``."""
-    return (g + g.T) @ xn
+def _through_gram(xp, g, scaled):
+    """Gradient with respect to ``xn`` of a function of ``S = c xn xn^T``
+    whose gradient with respect to ``S`` is ``g``, given ``scaled = c xn``."""
+    return (g + g.T) @ scaled
 
 
 @register
@@ -711,19 +710,22 @@ class NTXent(_Batch):
 
     def _batch(self, xp, x, labels, need_grad):
         xn, back = self._embed(xp, x)
-        s = (xn @ xn.T) / self.temperature
+        scaled = xn / self.temperature
+        s = scaled @ xn.T
         pos, neg = _pair_masks(xp, labels)
         neg_lse, q = _masked_lse(xp, s, neg)
         z = neg_lse - s
         count = _count(xp, pos, x)
         _need_positive_pair(self, xp, count, labels)
         count = xp.maximum(count, 1.0)
-        value = xp.sum(xp.where(pos, _softplus(xp, z), 0.0)) / count
+        # softplus(z) and sigmoid(z) share exp(-|z|), the costly part.
+        e = xp.exp(-xp.abs(z))
+        value = xp.sum(xp.where(pos, xp.maximum(z, 0.0) + xp.log1p(e), 0.0)) / count
         if not need_grad:
             return value, None
-        u = xp.where(pos, _sigmoids(xp, z)[0], 0.0) / count
+        u = xp.where(pos, xp.where(z >= 0, 1.0, e) / ((1.0 + e) * count), 0.0)
         g = q * xp.sum(u, axis=1, keepdims=True) - u
-        return value, (back(_through_gram(xp, g, xn) / self.temperature),)
+        return value, (back(_through_gram(xp, g, scaled)),)
 
 
 @register
@@ -775,7 +777,8 @@ class SupCon(_Batch):
 
     def _batch(self, xp, x, labels, need_grad):
         xn, back = self._embed(xp, x)
-        s = (xn @ xn.T) / self.temperature
+        scaled = xn / self.temperature
+        s = scaled @ xn.T
         pos, neg = _pair_masks(xp, labels)
         lse, q = _masked_lse(xp, s, pos | neg)
         per_anchor = xp.sum(xp.astype(pos, x.dtype), axis=1, keepdims=True)
@@ -788,7 +791,7 @@ class SupCon(_Batch):
         if not need_grad:
             return value, None
         g = (xp.where(anchors, q, 0.0) - w) / count
-        return value, (back(_through_gram(xp, g, xn) / self.temperature),)
+        return value, (back(_through_gram(xp, g, scaled)),)
 
 
 @register
@@ -854,7 +857,7 @@ class NPairs(_Batch):
         if not need_grad:
             return value, None
         g = xp.where(anchor, q - xp.astype(own, x.dtype), 0.0) / count
-        return value, (back(g @ xn + g.T @ xn),)
+        return value, (back(_through_gram(xp, g, xn)),)
 
 
 @register
