@@ -101,16 +101,18 @@ def _normalize_back(xp, g, xn, c, n):
 
 
 def _masked_lse(xp, s, mask):
-    """Row-wise log-sum-exp of ``s`` over ``mask`` (N, N) and the softmax
-    weights of the terms (0 off the mask). A row with no terms gets
-    ``_LOG_ZERO`` and all-zero weights."""
+    """Row-wise log-sum-exp of ``s`` over ``mask`` (N, N), with the terms
+    ``e`` (shifted exponentials, 0 off the mask) and their row sums
+    ``total`` (N, 1): the softmax is ``e / total``, left to the caller to
+    fold into its own row factor (one N x N pass less). A row with no terms
+    gets ``_LOG_ZERO``, zero terms and ``total = 1``."""
     top = xp.max(xp.where(mask, s, -xp.inf), axis=1, keepdims=True)
     top = xp.where(top > -xp.inf, top, 0.0)
     e = xp.exp(xp.where(mask, s - top, -xp.inf))
     total = xp.sum(e, axis=1, keepdims=True)
     some = total > 0
-    safe = xp.where(some, total, 1.0)
-    return xp.where(some, top + xp.log(safe), _LOG_ZERO), e / safe
+    total = xp.where(some, total, 1.0)
+    return xp.where(some, top + xp.log(total), _LOG_ZERO), e, total
 
 
 def _pair_masks(xp, labels):
@@ -713,18 +715,19 @@ class NTXent(_Batch):
         scaled = xn / self.temperature
         s = scaled @ xn.T
         pos, neg = _pair_masks(xp, labels)
-        neg_lse, q = _masked_lse(xp, s, neg)
+        neg_lse, e_neg, total = _masked_lse(xp, s, neg)
         z = neg_lse - s
         count = _count(xp, pos, x)
         _need_positive_pair(self, xp, count, labels)
         count = xp.maximum(count, 1.0)
-        # softplus(z) and sigmoid(z) share exp(-|z|), the costly part.
+        # softplus(z) and sigmoid(z) share exp(-|z|) and 1 + exp(-|z|).
         e = xp.exp(-xp.abs(z))
+        one_e = 1.0 + e
         value = xp.sum(xp.where(pos, xp.maximum(z, 0.0) + xp.log1p(e), 0.0)) / count
         if not need_grad:
             return value, None
-        u = xp.where(pos, xp.where(z >= 0, 1.0, e) / ((1.0 + e) * count), 0.0)
-        g = q * xp.sum(u, axis=1, keepdims=True) - u
+        u = xp.where(pos, xp.where(z >= 0, 1.0, e) / (one_e * count), 0.0)
+        g = e_neg * (xp.sum(u, axis=1, keepdims=True) / total) - u
         return value, (back(_through_gram(xp, g, scaled)),)
 
 
@@ -780,17 +783,18 @@ class SupCon(_Batch):
         scaled = xn / self.temperature
         s = scaled @ xn.T
         pos, neg = _pair_masks(xp, labels)
-        lse, q = _masked_lse(xp, s, pos | neg)
+        lse, e, total = _masked_lse(xp, s, pos | neg)
         per_anchor = xp.sum(xp.astype(pos, x.dtype), axis=1, keepdims=True)
         anchors = per_anchor > 0
         count = _count(xp, anchors, x)
         _need_positive_pair(self, xp, count, labels)
         count = xp.maximum(count, 1.0)
-        w = xp.astype(pos, x.dtype) / xp.maximum(per_anchor, 1.0)
-        value = xp.sum(w * (lse - s)) / count
+        # w_ip = 1 / (|P(i)| M) on positive pairs; each anchor's row sums to 1 / M.
+        w = xp.astype(pos, x.dtype) * (1.0 / (xp.maximum(per_anchor, 1.0) * count))
+        value = xp.sum(xp.where(anchors, lse, 0.0)) / count - xp.sum(w * s)
         if not need_grad:
             return value, None
-        g = (xp.where(anchors, q, 0.0) - w) / count
+        g = e * (xp.astype(anchors, x.dtype) / (total * count)) - w
         return value, (back(_through_gram(xp, g, scaled)),)
 
 
@@ -848,7 +852,7 @@ class NPairs(_Batch):
         size = xp.sum(xp.astype(same, x.dtype), axis=1)
         anchor = ((earlier == 0) & (size >= 2))[:, None]
         second = (earlier == 1)[None, :]
-        lse, q = _masked_lse(xp, s, xp.broadcast_to(second, s.shape))
+        lse, e, total = _masked_lse(xp, s, xp.broadcast_to(second, s.shape))
         own = anchor & second & same
         count = _count(xp, anchor, x)
         _need_positive_pair(self, xp, count, labels)
@@ -856,7 +860,8 @@ class NPairs(_Batch):
         value = (xp.sum(xp.where(anchor, lse, 0.0)) - xp.sum(xp.where(own, s, 0.0))) / count
         if not need_grad:
             return value, None
-        g = xp.where(anchor, q - xp.astype(own, x.dtype), 0.0) / count
+        g = (e * (xp.astype(anchor, x.dtype) / (total * count))
+             - xp.astype(own, x.dtype) / count)
         return value, (back(_through_gram(xp, g, xn)),)
 
 
@@ -948,7 +953,7 @@ class LiftedStructure(_Batch):
         sq = xp.sum(xn * xn, axis=1)
         d = xp.sqrt(xp.maximum(sq[:, None] + sq[None, :] - 2.0 * gram, 0.0))
         pos, neg = _pair_masks(xp, labels)
-        lse, q = _masked_lse(xp, self.neg_margin - d, neg)
+        lse, e, total = _masked_lse(xp, self.neg_margin - d, neg)
         row, col = lse, lse.T
         top = xp.maximum(row, col)
         both = top + xp.log1p(xp.exp(-xp.abs(row - col)))
@@ -963,7 +968,7 @@ class LiftedStructure(_Batch):
         w = hinge / count
         pull = (xp.sum(w * xp.exp(row - both), axis=1, keepdims=True)
                 + xp.sum(w * xp.exp(col - both), axis=0)[:, None])
-        g = w - q * pull
+        g = w - e * (pull / total)
         h = g + g.T
         h = xp.where(d > 0, h / xp.where(d > 0, d, 1.0), 0.0)
         return value, (back(xp.sum(h, axis=1, keepdims=True) * xn - h @ xn),)
