@@ -277,6 +277,13 @@ BATCH = ["nt_xent", "supcon", "n_pairs", "lifted_structure"]
 
 
 @pytest.mark.parametrize("name", BATCH)
+def test_labels_of_another_batch_size_name_the_argument(name):
+    with pytest.raises(ValueError, match=rf"^{name}: argument 'labels' must have shape \(N\), "
+                                         r"got \(5,\); dimension N is 4"):
+        pl.get(name).value(np.ones((4, 3)), np.zeros(5, dtype=np.int64))
+
+
+@pytest.mark.parametrize("name", BATCH)
 def test_batch_without_a_positive_pair_says_what_is_needed(name):
     x = _rng(13).normal(size=(4, 3))
     with pytest.raises(ValueError, match=rf"^{name}: argument 'labels' must give at least one "

@@ -927,29 +927,23 @@ class LiftedStructure(_Batch):
                  "MeanReducer over positive pairs); Song, Xiang, Jegelka & Savarese, Deep "
                  "metric learning via lifted structured feature embedding, CVPR 2016, eq. (4)")
 
-    def _host_j(self, arrays):
+    def nonsmooth_distance(self, name, arrays):
+        # max(0, J)**2 bends at J = 0 and D at 0; a step h of one component
+        # moves every distance by at most h / |x| (normalised) or h, and J
+        # by twice that.
         x = arrays["embeddings"]
+        scale = 1.0
         if self.normalize:
+            scale = np.min(np.linalg.norm(x, axis=1))
             x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), _NORM_EPS)
         d = np.linalg.norm(x[:, None, :] - x[None, :, :], axis=2)
         y = arrays["labels"]
         same = y[:, None] == y[None, :]
+        off = ~np.eye(len(y), dtype=bool)
         with np.errstate(divide="ignore"):
             r = np.log(np.sum(np.where(same, 0.0, np.exp(self.neg_margin - d)), axis=1))
         j = np.logaddexp(r[:, None], r[None, :]) + d - self.pos_margin
-        pos = same & ~np.eye(len(y), dtype=bool)
-        return j, d, pos, x
-
-    def nonsmooth_distance(self, name, arrays):
-        # max(0, J)**2 bends at J = 0; a step h of one component moves every
-        # distance by at most h / |x| (normalised) or h, and J by twice that.
-        j, d, pos, x = self._host_j(arrays)
-        scale = 1.0
-        if self.normalize:
-            scale = np.min(np.linalg.norm(arrays["embeddings"], axis=1))
-        kinks = np.abs(j[pos]) / 2
-        off = ~np.eye(len(d), dtype=bool)
-        near = scale * min(np.min(kinks), np.min(d[off]))
+        near = scale * min(np.min(np.abs(j[same & off])) / 2, np.min(d[off]))
         return np.full(arrays[name].shape, near / 2)
 
     def _batch(self, xp, x, labels, need_grad):
