@@ -16,7 +16,7 @@ negative pairs. They follow pytorch-metric-learning's classes of the same
 names with their default distances and reducers, and every one of them
 works on the N x N similarity (or distance) matrix: a matrix product, masks
 and row-wise log-sum-exps, O(N^2 D) work and a few N x N temporaries, no
-loop over samples. Their value is always the library's mean (stated per
+loop over samples. Their value is always pytorch-metric-learning's mean (stated per
 loss); they have no ``reduction``.
 
 Labels are class ids, integers in ``[0, 2**31 - 1)``; only their equality
