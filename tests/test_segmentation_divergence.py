@@ -281,7 +281,7 @@ BAD_INPUTS = [
     ("reverse_kl", {}, (ONEHOT_P, Q),
      ValueError, r"reverse_kl: argument 'p' must be finite and > 0"),
     ("kl_divergence", {}, (np.zeros((0, 5)), np.zeros((0, 5))),
-     ValueError, r"kl_divergence: arrays must not be empty"),
+     ValueError, r"kl_divergence: argument\(s\) 'p', 'q' must not be empty"),
     ("jensen_shannon", {}, (P, Q[..., :4]),
      ValueError, r"jensen_shannon: argument 'q' must have shape.*dimension K"),
     ("kl_div", {}, (-LOGQ, TARGET),

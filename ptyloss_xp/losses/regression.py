@@ -28,6 +28,8 @@ __all__ = ["MSE", "MAE", "RMSE", "Huber", "SmoothL1", "LogCosh", "Quantile", "Po
 # (whose largest value is 3.4e38 = exp(88.7)).
 _EXP_LIMIT = 80.0
 
+_FLOAT32_TINY = 2.0**-126
+
 _INPUT = Arg("input", ("*",), grad=True, doc="prediction")
 _TARGET = Arg("target", ("*",), doc="observed value, same shape as input")
 
@@ -237,7 +239,10 @@ class SmoothL1(_ResidualLoss):
     Gradient: ``r / beta`` clipped to ``[-1, 1]`` (``sign(r)`` for
     ``beta = 0``, 0 at ``r = 0`` as in PyTorch). Diagonal Hessian:
     ``1 / beta`` for ``|r| < beta``, else 0. Domain: all finite reals;
-    ``beta >= 0``. ``smooth_l1(beta) = huber(delta=beta) / beta``.
+    ``beta = 0`` or ``beta >= 2**-126`` (1.2e-38, float32's smallest normal
+    number), so that the Hessian ``1 / beta`` is finite in float32 too; a
+    smaller positive ``beta`` is L1 to within 1e-38 (PyTorch takes any
+    ``beta >= 0``). ``smooth_l1(beta) = huber(delta=beta) / beta``.
 
     Examples
     --------
@@ -259,6 +264,11 @@ class SmoothL1(_ResidualLoss):
     reference = "torch.nn.SmoothL1Loss; Girshick, Fast R-CNN, ICCV (2015)"
 
     def _setup(self):
+        if 0 < self.beta < _FLOAT32_TINY:
+            msg = (f"{self.name}: parameter 'beta' must be 0 or a real number >= "
+                   f"{_FLOAT32_TINY:.8g} (float32's smallest normal number, so that the "
+                   f"Hessian 1/beta stays finite), got {self.beta!r}")
+            raise ValueError(msg)
         self._kink = self.beta
 
     def _of_residual(self, xp, r, order):
@@ -467,7 +477,9 @@ class Tweedie(PointwiseLoss):
     ``0 < p < 1``; negative powers are not supported). ``target`` is any
     real for ``p = 0``, ``>= 0`` for ``1 <= p < 2``, and ``> 0`` for
     ``p >= 2``; for ``p > 2`` at least ``exp(-80 / (p - 2))``, since the
-    deviance grows like ``y**(2-p)``. ``|input| <= 80 / max(|1-p|, |2-p|)``,
+    deviance grows like ``y**(2-p)``. That bound is enforced as the data's
+    dtype holds it: in float32 a bound below 1.4e-45 (``p < 4.2``) means
+    ``target >= 1.4e-45``, the smallest positive float32, never 0. ``|input| <= 80 / max(|1-p|, |2-p|)``,
     so that every power of ``mu`` stays below ``exp(80)`` and finite in
     float32.
 
@@ -509,7 +521,9 @@ class Tweedie(PointwiseLoss):
         elif p == 2:
             target = Arg("target", ("*",), low=0.0, low_open=True, doc=doc)
         else:
-            target = Arg("target", ("*",), low=math.exp(-_EXP_LIMIT / (p - 2)), doc=doc)
+            # Below 2.11 the bound underflows float64: every positive number is in.
+            low = math.exp(-_EXP_LIMIT / (p - 2))
+            target = Arg("target", ("*",), low=low, low_open=low == 0, doc=doc)
         self.args = (Arg("input", ("*",), low=-bound, high=bound, grad=True,
                          doc="log of the predicted mean (log link)"), target)
 
