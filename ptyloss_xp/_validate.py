@@ -434,6 +434,7 @@ def check_arrays(owner: str, args, arrays: dict, dims_min: dict, params: dict, v
     xp = namespace(arrays, owner)
     float_dtypes = {}
     sizes: dict = {}
+    seen: dict = {}  # dimension name (or "*") -> the argument that fixed its size
     star = None
     for a in args:
         x = arrays.get(a.name)
@@ -442,9 +443,9 @@ def check_arrays(owner: str, args, arrays: dict, dims_min: dict, params: dict, v
         _check_dtype(owner, a, x, xp)
         if a.kind in ("real", "choice", "complex"):
             float_dtypes[a.name] = x.dtype
-        star = _match_shape(owner, a, tuple(x.shape), sizes, star)
+        star = _match_shape(owner, a, tuple(x.shape), sizes, star, seen)
     if len({_precision(xp, d) for d in float_dtypes.values()}) > 1:
-        got = ", ".join(f"{n}: {d}" for n, d in float_dtypes.items())
+        got = ", ".join(f"{n!r}: {d}" for n, d in float_dtypes.items())
         msg = f"{owner}: floating arguments must share one precision, got {got}"
         raise TypeError(msg)
     for dim, n in sizes.items():
@@ -489,7 +490,7 @@ def _check_dtype(owner, a, x, xp):
         raise TypeError(msg)
 
 
-def _match_shape(owner, a, shape, sizes, star):
+def _match_shape(owner, a, shape, sizes, star, seen):
     spec = a.shape
     def fail(extra=""):
         want = "(" + ", ".join(spec) + ")"
@@ -503,8 +504,9 @@ def _match_shape(owner, a, shape, sizes, star):
             fail()
         mid = shape[len(head) : len(shape) - len(tail)]
         if star is not None and mid != star:
-            fail(f"; its '*' dimensions {mid} differ from the other arguments' {star}")
+            fail(f"; its '*' dimensions {mid} differ from {star}, those of {seen['*']!r}")
         star = mid
+        seen.setdefault("*", a.name)
         named = list(zip(head, shape[: len(head)])) + list(
             zip(tail, shape[len(shape) - len(tail) :])
         )
@@ -514,8 +516,9 @@ def _match_shape(owner, a, shape, sizes, star):
         named = list(zip(spec, shape))
     for dim, n in named:
         if dim in sizes and sizes[dim] != n:
-            fail(f"; dimension {dim} is {sizes[dim]} in another argument but {n} here")
+            fail(f"; dimension {dim} is {sizes[dim]} in {seen[dim]!r} but {n} here")
         sizes[dim] = n
+        seen.setdefault(dim, a.name)
     return star
 
 

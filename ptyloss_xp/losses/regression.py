@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from .._registry import Loss, PointwiseLoss, register
-from .._validate import REDUCTION, Arg, Param
+from .._validate import REDUCTION, Arg, Param, require
 
 __all__ = ["MSE", "MAE", "RMSE", "Huber", "SmoothL1", "LogCosh", "Quantile", "PoissonNLL",
            "Tweedie"]
@@ -481,7 +481,10 @@ class Tweedie(PointwiseLoss):
     dtype holds it: in float32 a bound below 1.4e-45 (``p < 4.2``) means
     ``target >= 1.4e-45``, the smallest positive float32, never 0. ``|input| <= 80 / max(|1-p|, |2-p|)``,
     so that every power of ``mu`` stays below ``exp(80)`` and finite in
-    float32.
+    float32. A target so large under a mean so small that the deviance
+    (about ``2 y mu**(1-p) / (p-1)``), their sum or a derivative exceeds the
+    dtype's range (``y > 6e3`` at ``mu**(1-p) = exp(80)`` in float32) raises
+    ``ValueError`` naming both arguments while value checks are on.
 
     Examples
     --------
@@ -551,4 +554,15 @@ class Tweedie(PointwiseLoss):
             loss = 2.0 * (y**a2 / (a1 * a2) - y * mu_a1 / a1 + mu_a2 / a2)
         d1 = 2.0 * (mu_a2 - y * mu_a1) if order >= 1 else None
         d2 = 2.0 * ((2.0 - p) * mu_a2 - (1.0 - p) * y * mu_a1) if order >= 2 else None
+        # The domain bounds each power of mu, not target * mu**(1-p): a large
+        # target under a tiny mean can take the exact deviance (or its sum)
+        # beyond the dtype's range. Refused by name rather than returned as inf.
+        big = xp.finfo(f.dtype).max
+        ok = xp.all(xp.abs(loss) <= big / max(math.prod(f.shape), 1))
+        for d in (d1, d2):
+            if d is not None:
+                ok = ok & xp.all(xp.abs(d) <= big)
+        require(xp, ok, f"{self.name}: arguments 'input' and 'target' give a deviance, a sum "
+                f"of deviances or a derivative beyond the range of {f.dtype} (a large target "
+                "under a tiny mean exp(input)); use float64 or rescale the target")
         return loss, d1, d2
