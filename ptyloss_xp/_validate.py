@@ -20,8 +20,12 @@ import array_api_compat
 
 from ._backend import device_of, namespace
 
-__all__ = ["Arg", "Param", "REDUCTION", "check_values", "value_checks_enabled", "require",
-           "deferred_checks"]
+__all__ = ["Arg", "Param", "REDUCTION", "FLOAT32_TINY", "check_values", "value_checks_enabled",
+           "require", "deferred_checks"]
+
+# float32's smallest normal number: the least positive parameter a loss may
+# divide float32 data by (1 / FLOAT32_TINY = 8.5e37 is finite, 1 / 1e-45 is not).
+FLOAT32_TINY = 2.0**-126
 
 _VALUE_CHECKS = [True]
 

@@ -41,6 +41,16 @@ def _outputs(loss, arrays):
     return out
 
 
+def _refused_by_name(loss, exc):
+    """A data-dependent rule beyond the declared bounds (say, every label
+    ignored, or a zoom that leaves no pixel) may refuse valid-looking input:
+    by a message that names the loss and one of its arguments or
+    parameters, never by an inf or a NaN."""
+    msg = str(exc)
+    names = [a.name for a in loss.args] + list(loss.params)
+    return msg.startswith(f"{loss.name}: ") and any(n in msg for n in names)
+
+
 def _describe(arrays):
     return {k: to_numpy(v).tolist() for k, v in arrays.items()}
 
@@ -58,9 +68,7 @@ def test_edges_of_the_domain_give_finite_values_and_gradients(name, case, dtype)
             try:
                 out = _outputs(loss, arrays)
             except ValueError as exc:
-                # A data-dependent rule beyond the declared bounds (say, every
-                # label ignored) may refuse the input, by name, never by NaN.
-                assert str(exc).startswith(f"{loss.name}: argument"), exc
+                assert _refused_by_name(loss, exc), exc
                 reject()
             for what, arr in out.items():
                 assert arr.dtype == getattr(xp, dtype), (what, arr.dtype)
@@ -69,5 +77,64 @@ def test_edges_of_the_domain_give_finite_values_and_gradients(name, case, dtype)
                     f"{to_numpy(arr).tolist()} for {_describe(arrays)}")
             np.testing.assert_array_equal(to_numpy(out["value"]),
                                           to_numpy(loss.value(**arrays)))
+
+    run()
+
+
+def _parameter_edges(spec):
+    """Values at the edges of a numeric :class:`Param`'s declared bounds: a
+    closed bound, the smallest steps inside an open one (float64's smallest
+    subnormal and float32's). Unbounded sides are not drawn: some parameters
+    are sizes (a zoom of 1e4 is a memory test)."""
+    if spec.kind not in ("float", "int", "floats"):
+        return []
+    step = 1 if spec.kind == "int" else None
+    out = []
+    for bound, is_open, inwards in ((spec.low, spec.low_open, 1.0),
+                                    (spec.high, spec.high_open, -1.0)):
+        if bound is None:
+            continue
+        if step:
+            out.append(bound + inwards * step if is_open else bound)
+        else:
+            if not is_open:
+                out.append(bound)
+            out += [float(np.nextafter(bound, inwards * np.inf)), bound + inwards * 1e-45]
+    if spec.kind == "int":
+        out = [int(v) for v in out]
+    return [(v,) * spec.length if spec.kind == "floats" else v for v in dict.fromkeys(out)]
+
+
+PARAMETER_EDGES = [
+    pytest.param(name, {pname: v}, id=f"{name}-{pname}={v!r}")
+    for name in pl.available()
+    for pname, spec in pl.loss_class(name).params.items()
+    for v in _parameter_edges(spec)
+]
+
+
+@pytest.mark.parametrize(("name", "params"), PARAMETER_EDGES)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_edges_of_the_parameters_give_finite_values_and_gradients(name, params, dtype):
+    try:
+        loss = pl.get(name, **params)
+    except ValueError as exc:
+        # A rule beyond the declared bounds (say, smooth_l1's 0 < beta <
+        # 2**-126) may refuse the value, by name.
+        assert f"parameter {next(iter(params))!r}" in str(exc), exc
+        return
+
+    @settings(EDGE_SETTINGS, max_examples=4)
+    @given(inputs(loss, dtype=dtype))
+    def run(host):
+        try:
+            out = _outputs(loss, host)
+        except ValueError as exc:
+            assert _refused_by_name(loss, exc), exc
+            reject()
+        for what, arr in out.items():
+            assert np.all(np.isfinite(arr)), (
+                f"{loss!r} {dtype}: {what} is not finite: {np.asarray(arr).tolist()} "
+                f"for {_describe(host)}")
 
     run()

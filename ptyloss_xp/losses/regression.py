@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from .._registry import Loss, PointwiseLoss, register
-from .._validate import REDUCTION, Arg, Param, require
+from .._validate import FLOAT32_TINY, REDUCTION, Arg, Param, require
 
 __all__ = ["MSE", "MAE", "RMSE", "Huber", "SmoothL1", "LogCosh", "Quantile", "PoissonNLL",
            "Tweedie"]
@@ -27,8 +27,6 @@ __all__ = ["MSE", "MAE", "RMSE", "Huber", "SmoothL1", "LogCosh", "Quantile", "Po
 # gradients and sums of thousands of them stay finite even in float32
 # (whose largest value is 3.4e38 = exp(88.7)).
 _EXP_LIMIT = 80.0
-
-_FLOAT32_TINY = 2.0**-126
 
 _INPUT = Arg("input", ("*",), grad=True, doc="prediction")
 _TARGET = Arg("target", ("*",), doc="observed value, same shape as input")
@@ -264,9 +262,9 @@ class SmoothL1(_ResidualLoss):
     reference = "torch.nn.SmoothL1Loss; Girshick, Fast R-CNN, ICCV (2015)"
 
     def _setup(self):
-        if 0 < self.beta < _FLOAT32_TINY:
+        if 0 < self.beta < FLOAT32_TINY:
             msg = (f"{self.name}: parameter 'beta' must be 0 or a real number >= "
-                   f"{_FLOAT32_TINY:.8g} (float32's smallest normal number, so that the "
+                   f"{FLOAT32_TINY:.8g} (float32's smallest normal number, so that the "
                    f"Hessian 1/beta stays finite), got {self.beta!r}")
             raise ValueError(msg)
         self._kink = self.beta

@@ -32,13 +32,16 @@ is >= 0 and they all vanish only when ``p = g = 0`` in the whole group.
 of error, and a group that has only that kind is 0/0 as well, scored 1.)
 The loss is not continuous at that point: any non-zero prediction on an
 empty target scores 0 when ``smooth = 0``, with a gradient of 0, so only a
-positive ``smooth`` pushes false positives on empty targets down.
+positive ``smooth`` pushes false positives on empty targets down. That
+push is ``c_P / smooth`` at an empty prediction, so a positive ``smooth``
+must be at least ``2**-126 * max(1, |coefficients|)`` (float32's smallest
+normal number, scaled), where it stays within float32's range.
 """
 
 from __future__ import annotations
 
 from .._registry import Loss, register, reduce
-from .._validate import REDUCTION, Arg, Param
+from .._validate import FLOAT32_TINY, REDUCTION, Arg, Param
 
 __all__ = ["Dice", "Tversky", "Jaccard"]
 
@@ -68,6 +71,16 @@ class _Overlap(Loss):
     family = "segmentation"
     args = (_INPUT, _TARGET)
     squared = False
+
+    def _setup(self):
+        # An empty target under an empty prediction puts c_P / smooth into
+        # the gradient: beyond float32's range for a smooth near 1e-45.
+        low = FLOAT32_TINY * max(1.0, *(abs(c) for c in self._coefficients()))
+        if 0 < self.smooth < low:
+            msg = (f"{self.name}: parameter 'smooth' must be 0 or a real number >= {low:.8g}, "
+                   f"got {self.smooth!r}: the gradient on an empty target, (coefficient) / "
+                   "smooth, would exceed float32's range")
+            raise ValueError(msg)
 
     def _coefficients(self):
         """``(a, c_I, c_P, c_G)``."""
@@ -223,6 +236,7 @@ class Tversky(_Overlap):
     reference = _SALEHI + "; counterpart monai.losses.TverskyLoss"
 
     def _setup(self):
+        super()._setup()
         if self.alpha == 0 and self.beta == 0:
             msg = (f"{self.name}: parameters 'alpha' and 'beta' must not both be 0, got "
                    f"alpha={self.alpha!r}, beta={self.beta!r} (the score would be 1 always)")
