@@ -9,7 +9,7 @@ tiny positives, perfect fits, one-element batches, identical rows).
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, reject, settings
+from hypothesis import HealthCheck, given, settings
 
 import ptyloss_xp as pl
 from ptyloss_xp.testing import inputs
@@ -24,7 +24,7 @@ CASES = [
 
 SPACES = [BACKENDS[n] for n in ("numpy", "array_api_strict") if BACKENDS[n] is not None]
 
-EDGE_SETTINGS = settings(max_examples=12, deadline=None, database=None,
+EDGE_SETTINGS = settings(max_examples=8, deadline=None, database=None,
                          suppress_health_check=[HealthCheck.too_slow,
                                                 HealthCheck.data_too_large,
                                                 HealthCheck.filter_too_much])
@@ -43,9 +43,9 @@ def _outputs(loss, arrays):
 
 def _refused_by_name(loss, exc):
     """A data-dependent rule beyond the declared bounds (say, every label
-    ignored, or a zoom that leaves no pixel) may refuse valid-looking input:
-    by a message that names the loss and one of its arguments or
-    parameters, never by an inf or a NaN."""
+    ignored, or a zoom that leaves no pixel) may refuse valid-looking input
+    (that passes): by a message that names the loss and one of its
+    arguments or parameters, never by an inf or a NaN."""
     msg = str(exc)
     names = [a.name for a in loss.args] + list(loss.params)
     return msg.startswith(f"{loss.name}: ") and any(n in msg for n in names)
@@ -69,7 +69,7 @@ def test_edges_of_the_domain_give_finite_values_and_gradients(name, case, dtype)
                 out = _outputs(loss, arrays)
             except ValueError as exc:
                 assert _refused_by_name(loss, exc), exc
-                reject()
+                return
             for what, arr in out.items():
                 assert arr.dtype == getattr(xp, dtype), (what, arr.dtype)
                 assert np.all(np.isfinite(to_numpy(arr))), (
@@ -124,14 +124,14 @@ def test_edges_of_the_parameters_give_finite_values_and_gradients(name, params, 
         assert f"parameter {next(iter(params))!r}" in str(exc), exc
         return
 
-    @settings(EDGE_SETTINGS, max_examples=4)
+    @settings(EDGE_SETTINGS, max_examples=3)
     @given(inputs(loss, dtype=dtype))
     def run(host):
         try:
             out = _outputs(loss, host)
         except ValueError as exc:
             assert _refused_by_name(loss, exc), exc
-            reject()
+            return
         for what, arr in out.items():
             assert np.all(np.isfinite(arr)), (
                 f"{loss!r} {dtype}: {what} is not finite: {np.asarray(arr).tolist()} "
