@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from importlib import resources
-
-import yaml
 
 from .._backend import device_of, namespace, real_dtype
 from .._registry import loss_class
+from .params import TERMS, ResolvedLossParams, resolve_loss_params
 
 __all__ = ["CombinedLoss", "CombinedResult", "parse_loss_params", "DEFAULT_LOSS_PARAMS"]
 
-DATA_TERMS = ("loss_single", "loss_poissn", "loss_pacbed")
-TERMS = DATA_TERMS + ("loss_sparse", "loss_simlar", "loss_tv")
 VARIABLES = ("model_dp", "measured_dp", "obja_patches", "objp_patches", "omode_occu", "dp_weight")
-
-
-def _default_text() -> str:
-    return resources.files(__package__).joinpath("default_loss_params.yaml").read_text()
 
 
 @dataclass
@@ -44,70 +36,16 @@ class CombinedResult:
 
 
 def parse_loss_params(source) -> dict:
-    """Resolve a ``loss_params`` block into ``{term: {"state": bool, **params}}``.
+    """``{term: {"state": bool, **settings}}`` as PtyRAD 1.0 resolves ``source``.
 
-    ``source`` is a mapping or a YAML file path: a bare block, a mapping with
-    a top-level ``loss_params`` key, or a whole PtyRAD parameter file whose
-    other blocks are ignored. Every listed term and key is validated; terms
-    not listed are off. At least one data term must be on.
+    The ``terms`` of :func:`~ptyloss_xp.ptycho.params.resolve_loss_params`,
+    which also says where each setting came from.
     """
-    where = "loss_params"
-    if isinstance(source, (str, os.PathLike)):
-        where = os.fspath(source)
-        try:
-            with open(source, encoding="utf-8") as fh:
-                source = yaml.safe_load(fh)
-        except FileNotFoundError:
-            msg = f"loss_params file not found: {where}"
-            raise FileNotFoundError(msg) from None
-        except yaml.YAMLError as exc:
-            msg = f"{where}: not valid YAML for a loss_params block ({exc})".replace("\n", " ")
-            raise ValueError(msg) from None
-    if not isinstance(source, dict):
-        msg = f"{where}: expected a mapping of loss terms, got {type(source).__name__}"
-        raise ValueError(msg)
-    if "loss_params" in source:
-        block = source["loss_params"]
-    elif source and all(str(k).startswith("loss_") for k in source):
-        block = source
-    else:
-        msg = (f"{where}: no loss_params block found; expected a top-level 'loss_params' key "
-               f"or a mapping of the terms {', '.join(TERMS)}")
-        raise ValueError(msg)
-    if not isinstance(block, dict):
-        msg = f"{where}: loss_params must be a mapping of loss terms, got {type(block).__name__}"
-        raise ValueError(msg)
-    resolved = {}
-    for term, spec in block.items():
-        if term not in TERMS:
-            msg = f"{where}: unknown loss term {term!r}; valid terms: {', '.join(TERMS)}"
-            raise ValueError(msg)
-        if not isinstance(spec, dict):
-            msg = f"{where}: {term} must be a mapping of its settings, got {spec!r}"
-            raise ValueError(msg)
-        cls = loss_class(term)
-        keys = ("state",) + tuple(cls.params)
-        unknown = [k for k in spec if k not in keys]
-        if unknown:
-            msg = f"{where}: {term}: unknown key(s) {', '.join(map(repr, unknown))}; valid keys: {', '.join(keys)}"
-            raise ValueError(msg)
-        if not isinstance(spec.get("state"), bool):
-            msg = f"{where}: {term}: 'state' must be true or false, got {spec.get('state')!r}"
-            raise ValueError(msg)
-        params = {k: v for k, v in spec.items() if k != "state"}
-        try:
-            built = cls(**params)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"{where}: {exc}") from None
-        resolved[term] = {"state": spec["state"], **built.config}
-    if not any(resolved.get(t, {}).get("state") for t in DATA_TERMS):
-        msg = (f"{where}: at least one data-error term ({', '.join(DATA_TERMS)}) must have "
-               "state: true")
-        raise ValueError(msg)
-    return resolved
+    return resolve_loss_params(source).terms
 
 
-DEFAULT_LOSS_PARAMS = parse_loss_params(yaml.safe_load(_default_text()))
+# PtyRAD 1.0's defaults: loss_single alone.
+DEFAULT_LOSS_PARAMS = resolve_loss_params().terms
 
 
 class CombinedLoss:
@@ -115,9 +53,20 @@ class CombinedLoss:
 
     Parameters
     ----------
-    loss_params : dict, optional
-        A ``loss_params`` block (see :func:`parse_loss_params`); PtyRAD's
-        default when omitted.
+    loss_params : mapping, path, ResolvedLossParams or None
+        Resolved as PtyRAD 1.0 resolves it (see
+        :func:`~ptyloss_xp.ptycho.params.resolve_loss_params`): a ``loss_params``
+        block, a whole params dict, or a PtyRAD params file (YAML, JSON,
+        TOML). Terms and keys not given take PtyRAD 1.0's defaults; with no
+        argument that is ``loss_single`` alone.
+
+    Attributes
+    ----------
+    resolved : ResolvedLossParams
+        Every term's settings and whether each came from the source or is
+        PtyRAD's default.
+    config : dict
+        ``resolved.terms``: ``{term: {"state": bool, **settings}}``.
 
     Examples
     --------
@@ -125,17 +74,21 @@ class CombinedLoss:
     >>> rng = np.random.default_rng(0)
     >>> I = rng.uniform(1, 2, (4, 8, 8)); D = rng.uniform(1, 2, (4, 8, 8))
     >>> P = rng.normal(size=(4, 1, 1, 6, 6)); A = np.ones_like(P)
-    >>> combo = pl.CombinedLoss()
+    >>> combo = pl.CombinedLoss({"loss_sparse": {"state": True, "weight": 0.1}})
     >>> res = combo.value_and_grad(model_dp=I, measured_dp=D, obja_patches=A,
     ...                            objp_patches=P, omode_occu=np.ones(1))
     >>> sorted(res.grads)
     ['model_dp', 'objp_patches']
     >>> bool(res.total == res.terms["loss_single"] + res.terms["loss_sparse"])
     True
+    >>> [t for t, c in pl.CombinedLoss().config.items() if c["state"]]
+    ['loss_single']
     """
 
     def __init__(self, loss_params=None):
-        self.config = DEFAULT_LOSS_PARAMS if loss_params is None else parse_loss_params(loss_params)
+        self.resolved = (loss_params if isinstance(loss_params, ResolvedLossParams)
+                         else resolve_loss_params(loss_params))
+        self.config = self.resolved.terms
         self.losses = {
             t: loss_class(t)(**{k: v for k, v in c.items() if k != "state"})
             for t, c in self.config.items()
@@ -144,8 +97,12 @@ class CombinedLoss:
 
     @classmethod
     def from_yaml(cls, path):
-        """Build from a YAML file (bare block, ``loss_params:`` key, or a whole PtyRAD file)."""
-        return cls(parse_loss_params(os.fspath(path)))
+        """Build from a PtyRAD params file: YAML, JSON or TOML by its suffix.
+
+        The file holds a bare block, a ``loss_params`` key, or a whole PtyRAD
+        params file; the same as ``CombinedLoss(path)``.
+        """
+        return cls(os.fspath(path))
 
     def __repr__(self):
         return f"CombinedLoss({', '.join(map(repr, self.losses.values()))})"
@@ -157,16 +114,8 @@ class CombinedLoss:
         return tuple(v for v in VARIABLES if v in names)
 
     def describe(self) -> str:
-        """A table of every term's state and resolved settings."""
-        lines = []
-        for t in TERMS:
-            c = self.config.get(t)
-            if c is None:
-                lines.append(f"{t:12s}  off  (not listed)")
-                continue
-            settings = ", ".join(f"{k}={v!r}" for k, v in c.items() if k != "state")
-            lines.append(f"{t:12s}  {'on ' if c['state'] else 'off'}  {settings}")
-        return "\n".join(lines)
+        """Every term's state and settings, each marked ``(file)`` or ``(default)``."""
+        return self.resolved.describe()
 
     def _run(self, arrays, need_grad):
         given = {k: v for k, v in arrays.items() if v is not None}
