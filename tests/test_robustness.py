@@ -24,7 +24,7 @@ CASES = [
 
 SPACES = [BACKENDS[n] for n in ("numpy", "array_api_strict") if BACKENDS[n] is not None]
 
-EDGE_SETTINGS = settings(max_examples=8, deadline=None, database=None,
+EDGE_SETTINGS = settings(max_examples=6, deadline=None, database=None,
                          suppress_health_check=[HealthCheck.too_slow,
                                                 HealthCheck.data_too_large,
                                                 HealthCheck.filter_too_much])
@@ -124,7 +124,7 @@ def test_edges_of_the_parameters_give_finite_values_and_gradients(name, params, 
         assert f"parameter {next(iter(params))!r}" in str(exc), exc
         return
 
-    @settings(EDGE_SETTINGS, max_examples=3)
+    @settings(EDGE_SETTINGS, max_examples=2)
     @given(inputs(loss, dtype=dtype))
     def run(host):
         try:
