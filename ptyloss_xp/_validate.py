@@ -344,8 +344,11 @@ class Param:
             if isinstance(value, bool) != any(isinstance(c, bool) for c in self.choices):
                 fail(TypeError)
             for c in self.choices:
-                if c == value:
-                    return c
+                try:
+                    if c == value:
+                        return c
+                except (TypeError, ValueError):  # an array compares elementwise
+                    break
             fail()
         if k == "str":
             if not isinstance(value, str):

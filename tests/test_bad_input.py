@@ -216,7 +216,8 @@ def _bad_parameters(spec):
     elif k == "bool":
         out += [(1, TypeError), ("yes", TypeError)]
     elif k == "choice":
-        out += [("no such choice", ValueError), (object(), ValueError)]
+        out += [("no such choice", ValueError), (object(), ValueError),
+                (np.array([1, 2]), ValueError)]
         if not any(isinstance(c, bool) for c in spec.choices):
             out.append((True, TypeError))
     elif k == "str":
