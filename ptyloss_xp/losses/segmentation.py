@@ -61,6 +61,17 @@ _SALEHI = ("Salehi, Erdogmus and Gholipour, Tversky loss function for image segm
            "using 3D fully convolutional deep networks, MLMI 2017, arXiv:1706.05721")
 
 
+def _check_smooth(loss, coefficients):
+    # An empty target under an empty prediction puts c_P / smooth into the
+    # gradient: beyond float32's range for a smooth near 1e-45.
+    low = FLOAT32_TINY * max(1.0, *(abs(c) for c in coefficients))
+    if 0 < loss.smooth < low:
+        msg = (f"{loss.name}: parameter 'smooth' must be 0 or a real number >= {low:.8g}, "
+               f"got {loss.smooth!r}: the gradient on an empty target, (coefficient) / "
+               "smooth, would exceed float32's range")
+        raise ValueError(msg)
+
+
 class _Overlap(Loss):
     """The shared kernel: ``1 - (a I + s) / (c_I I + c_P P + c_G G + s)``.
 
@@ -72,19 +83,12 @@ class _Overlap(Loss):
     args = (_INPUT, _TARGET)
     squared = False
 
-    def _setup(self):
-        # An empty target under an empty prediction puts c_P / smooth into
-        # the gradient: beyond float32's range for a smooth near 1e-45.
-        low = FLOAT32_TINY * max(1.0, *(abs(c) for c in self._coefficients()))
-        if 0 < self.smooth < low:
-            msg = (f"{self.name}: parameter 'smooth' must be 0 or a real number >= {low:.8g}, "
-                   f"got {self.smooth!r}: the gradient on an empty target, (coefficient) / "
-                   "smooth, would exceed float32's range")
-            raise ValueError(msg)
-
     def _coefficients(self):
         """``(a, c_I, c_P, c_G)``."""
         raise NotImplementedError
+
+    def _setup(self):
+        _check_smooth(self, self._coefficients())
 
     def _evaluate(self, xp, a, need_grad):
         p, g = a["input"], a["target"]
