@@ -159,7 +159,7 @@ def _values(loss, arrays, dtype):
     for a in _present(loss, host):
         x = host[a.name]
         if a.kind == "int":
-            high = _dim_size(loss, host, a.high) if isinstance(a.high, str) else a.high
+            high = _int_high(loss, host, a.high)
             also = loss.config.get(a.also) if a.also else None
             low = a.low - 1 if a.low - 1 != also else a.low - 2
             bad_values = [low] + ([high] if high != also else [high + 1])
@@ -179,6 +179,15 @@ def _values(loss, arrays, dtype):
             bad.reshape(-1)[0] = v
             yield Bad(f"{a.name} holding {v!r} ({dtype})", _call(loss, **{**host, a.name: bad}),
                       ValueError, [a.name])
+
+
+def _int_high(loss, arrays, high):
+    """An integer argument's exclusive upper bound: a number, a dimension
+    name ("C") or a name plus an integer ("T+1")."""
+    if not isinstance(high, str):
+        return high
+    dim, _, plus = high.partition("+")
+    return _dim_size(loss, arrays, dim) + int(plus or 0)
 
 
 def _dim_size(loss, arrays, dim):
