@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 
 from .._backend import device_of, namespace, real_dtype
 from .._registry import loss_class
+from .._validate import _is_dask
 from .params import TERMS, ResolvedLossParams, resolve_loss_params
+from .shards import reread
 
 __all__ = ["CombinedLoss", "CombinedResult", "parse_loss_params", "DEFAULT_LOSS_PARAMS"]
 
@@ -46,6 +48,10 @@ def parse_loss_params(source) -> dict:
 
 # PtyRAD 1.0's defaults: loss_single alone.
 DEFAULT_LOSS_PARAMS = resolve_loss_params().terms
+
+
+def _value_only(term, loss, arrays):
+    return loss.value(**arrays), None
 
 
 class CombinedLoss:
@@ -117,49 +123,106 @@ class CombinedLoss:
         """Every term's state and settings, each marked ``(file)`` or ``(default)``."""
         return self.resolved.describe()
 
-    def _run(self, arrays, need_grad):
+    def _term_arrays(self, term, loss, arrays):
+        """The arrays ``term`` reads, by name; refuses a missing required one."""
+        missing = [a.name for a in loss.args if arrays.get(a.name) is None and not a.optional]
+        if missing:
+            msg = f"CombinedLoss: term {term} is on and needs {', '.join(missing)}, which was not given"
+            raise TypeError(msg)
+        return {a.name: arrays.get(a.name) for a in loss.args}
+
+    def _collect(self, arrays, evaluate) -> CombinedResult:
+        """Sum ``evaluate(term, loss, term_arrays) -> (value, grad or None)`` over the active terms."""
         given = {k: v for k, v in arrays.items() if v is not None}
-        xp = namespace(given)
+        xp = namespace(given, "CombinedLoss")
         ref = given.get("model_dp", next(iter(given.values())))
         zero = xp.zeros((), dtype=real_dtype(xp, ref.dtype), device=device_of(ref))
         terms = {t: zero for t in TERMS if t in self.config}
         grads = {}
         total = zero
         for t, loss in self.losses.items():
-            names = [a.name for a in loss.args]
-            missing = [n for n in names if arrays.get(n) is None and not
-                       next(a for a in loss.args if a.name == n).optional]
-            if missing:
-                msg = f"CombinedLoss: term {t} is on and needs {', '.join(missing)}, which was not given"
-                raise TypeError(msg)
-            kw = {n: arrays.get(n) for n in names}
-            if need_grad:
-                v, g = loss.value_and_grad(**kw)
+            v, g = evaluate(t, loss, self._term_arrays(t, loss, arrays))
+            if g is not None:
                 g = (g,) if len(loss.wrt) == 1 else g
                 for name, gi in zip(loss.wrt, g):
                     grads[name] = gi if name not in grads else grads[name] + gi
-            else:
-                v = loss.value(**kw)
             terms[t] = v
             total = total + v
-        return total, terms, grads
+        # NumPy adds two 0-d arrays into a scalar; the contract is a 0-d array.
+        return CombinedResult(xp.asarray(total), terms, grads)
 
     def __call__(self, model_dp, measured_dp, obja_patches=None, objp_patches=None,
                  omode_occu=None, dp_weight=None):
         """``(total, terms)`` like PtyRAD's ``CombinedLoss.forward``."""
-        total, terms, _ = self._run(dict(
+        res = self._collect(dict(
             model_dp=model_dp, measured_dp=measured_dp, obja_patches=obja_patches,
-            objp_patches=objp_patches, omode_occu=omode_occu, dp_weight=dp_weight), False)
-        return total, terms
+            objp_patches=objp_patches, omode_occu=omode_occu, dp_weight=dp_weight), _value_only)
+        return res.total, res.terms
 
     def value(self, **arrays):
         """The total loss as a 0-d array."""
-        return self._run(self._check_names(arrays), False)[0]
+        return self._collect(self._check_names(arrays), _value_only).total
 
     def value_and_grad(self, **arrays) -> CombinedResult:
-        """Total, weighted terms and per-variable gradients in one pass."""
-        total, terms, grads = self._run(self._check_names(arrays), True)
-        return CombinedResult(total, terms, grads)
+        """Total, weighted terms and per-variable gradients in one pass.
+
+        On Dask arrays chunked along the scan positions this builds one graph
+        of the two phases of :meth:`partial_sums` and :meth:`finish`: every
+        term's few global sums are reduced across the chunks, then each
+        gradient chunk is formed from a second read of its own input chunks
+        (see ``docs/scaling.md``). Nothing is computed by the call; bad
+        input values raise the library's ``ValueError`` when a result is
+        computed.
+        """
+        arrays = self._check_names(arrays)
+        if any(_is_dask(v) for v in arrays.values()):
+            sums = self.partial_sums(**arrays)
+            return self.finish(sums, **reread(arrays, list(sums.values())))
+        return self._collect(arrays, lambda t, loss, kw: loss.value_and_grad(**kw))
+
+    def partial_sums(self, **arrays) -> dict:
+        """Phase 1 for a shard of scan positions: ``{term: partial sums}`` of the active terms.
+
+        The arrays are those of :meth:`value_and_grad` for a subset of scan
+        positions (``omode_occu`` and ``dp_weight`` whole). With
+        :meth:`combine` and :meth:`finish`, a solver that splits scan
+        positions over MPI ranks or GPUs gets the unsharded total and its
+        shard's gradients (see ``docs/scaling.md``).
+
+        Examples
+        --------
+        >>> import numpy as np, ptyloss_xp as pl
+        >>> rng = np.random.default_rng(0)
+        >>> arrays = dict(model_dp=rng.uniform(1, 2, (5, 4, 4)), measured_dp=rng.uniform(1, 2, (5, 4, 4)),
+        ...               objp_patches=rng.normal(size=(5, 1, 1, 3, 3)), omode_occu=np.ones(1))
+        >>> def shard(lo, hi):
+        ...     return {k: v if k == "omode_occu" else v[lo:hi] for k, v in arrays.items()}
+        >>> combo = pl.CombinedLoss({"loss_sparse": {"state": True}})
+        >>> sums = combo.combine(combo.partial_sums(**shard(0, 2)), combo.partial_sums(**shard(2, 5)))
+        >>> parts = [combo.finish(sums, **shard(0, 2)), combo.finish(sums, **shard(2, 5))]
+        >>> whole = combo.value_and_grad(**arrays)
+        >>> bool(np.isclose(parts[0].total, whole.total))
+        True
+        >>> g = np.concatenate([p.grads["model_dp"] for p in parts])
+        >>> bool(np.allclose(g, whole.grads["model_dp"]))
+        True
+        """
+        arrays = self._check_names(arrays)
+        return {t: loss.partial_sums(**self._term_arrays(t, loss, arrays))
+                for t, loss in self.losses.items()}
+
+    def combine(self, *partials) -> dict:
+        """Phase 2: the sums over all shards of :meth:`partial_sums` results (by addition)."""
+        return {t: loss.combine(*(p[t] for p in partials)) for t, loss in self.losses.items()}
+
+    def finish(self, sums, **arrays) -> CombinedResult:
+        """Phase 3: the global total and terms, and this shard's gradients.
+
+        ``sums`` is :meth:`combine`'s result; the arrays are the shard given
+        to :meth:`partial_sums`.
+        """
+        return self._collect(self._check_names(arrays),
+                             lambda t, loss, kw: loss.finish(sums[t], **kw))
 
     @staticmethod
     def _check_names(arrays):
