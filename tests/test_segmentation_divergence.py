@@ -458,7 +458,7 @@ BAD_PARAMS = [
     ("combo", {"alpha": 1.5}, ValueError,
      "combo: parameter 'alpha' must be a real number >= 0 and <= 1"),
     ("combo", {"eps": 0.0}, ValueError,
-     "combo: parameter 'eps' must be a real number > 0 and < 0.5"),
+     "combo: parameter 'eps' must be a real number >= 5.96046e-08 and < 0.5"),
 ]
 
 

@@ -375,7 +375,9 @@ class Combo(Loss):
     that of :class:`Dice`.
 
     Domain: ``input`` (probabilities) and ``target`` in [0, 1], shape
-    (N, C, *spatial); ``alpha, beta`` in [0, 1]; ``eps`` in (0, 0.5).
+    (N, C, *spatial); ``alpha, beta`` in [0, 1]; ``eps`` in ``[2**-24,
+    0.5)``: from float32's machine epsilon (6e-8) on, ``1 - eps`` is below
+    1 in float32 and ``log(1 - p~)`` finite.
 
     Which weighting: the paper's equation weighs the two cross-entropy
     terms by ``beta`` and ``1 - beta``, and that is what this loss
@@ -412,7 +414,9 @@ class Combo(Loss):
                       doc="weight of the foreground (g = 1) cross-entropy term; "
                           "1 - beta that of the background"),
         "smooth": _SMOOTH,
-        "eps": Param(1e-7, low=0.0, high=0.5, low_open=True, high_open=True,
+        # From float32's machine epsilon 2**-24 on, 1 - eps < 1 in float32 and
+        # log(1 - p~) stays finite.
+        "eps": Param(1e-7, low=2.0**-24, high=0.5, high_open=True,
                      doc="probabilities are clipped to [eps, 1 - eps] inside the logarithms"),
         "averaging": _AVERAGING,
         "pooling": _POOLING,
