@@ -149,12 +149,13 @@ class Loss:
         """
         names = [a.name for a in self.args]
         if len(arrays) > len(names):
-            msg = f"{self.name}: takes at most {len(names)} arrays ({', '.join(names)}), got {len(arrays)}"
+            msg = (f"{self.name}: takes at most {len(names)} arrays "
+                   f"({', '.join(map(repr, names))}), got {len(arrays)}")
             raise TypeError(msg)
         bound = dict(zip(names, arrays))
         for k, v in kw.items():
             if k not in names:
-                msg = f"{self.name}: unknown argument {k!r}; valid: {', '.join(names)}"
+                msg = f"{self.name}: unknown argument {k!r}; valid: {', '.join(map(repr, names))}"
                 raise TypeError(msg)
             if k in bound:
                 msg = f"{self.name}: argument {k!r} given twice"

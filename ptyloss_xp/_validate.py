@@ -20,8 +20,12 @@ import array_api_compat
 
 from ._backend import device_of, namespace
 
-__all__ = ["Arg", "Param", "REDUCTION", "check_values", "value_checks_enabled", "require",
-           "deferred_checks"]
+__all__ = ["Arg", "Param", "REDUCTION", "FLOAT32_TINY", "check_values", "value_checks_enabled",
+           "require", "deferred_checks"]
+
+# float32's smallest normal number: the least positive parameter a loss may
+# divide float32 data by (1 / FLOAT32_TINY = 8.5e37 is finite, 1 / 1e-45 is not).
+FLOAT32_TINY = 2.0**-126
 
 _VALUE_CHECKS = [True]
 
@@ -179,8 +183,18 @@ class Arg:
         Whether the argument may be left out (``None``).
     also : str, optional
         Name of a loss parameter whose value is also allowed (``ignore_index``).
+    normal : bool
+        With ``low=0``: positive values start at the smallest normal number
+        of the dtype (1.2e-38 in float32, 2.2e-308 in float64), for an
+        argument the loss divides by, whose subnormal values would make
+        the exact gradient overflow.
     doc : str
         One line for the docs.
+
+    A real bound is enforced as the dtype of the data can hold it: rounded
+    inwards to the nearest float32 or float64 number (a float32 target
+    ``>= 3e-70`` must be ``>= 1.4e-45``, the smallest positive float32),
+    see :meth:`bounds`.
     """
 
     name: str
@@ -195,7 +209,28 @@ class Arg:
     grad: bool = False
     optional: bool = False
     also: str | None = None
+    normal: bool = False
     doc: str = ""
+
+    def bounds(self, bits: int = 64) -> tuple:
+        """``(low, low_open, high, high_open)`` for data of ``bits``-bit
+        floats (32 or 64): every bound rounded inwards to a number of that
+        precision, so that the data's own comparisons are exact and no
+        representable value outside the declared domain passes.
+        """
+        import numpy as np
+
+        ftype = np.dtype(f"float{bits}").type
+        low, low_open, high, high_open = self.low, self.low_open, self.high, self.high_open
+        if low is not None:
+            low, low_open = _round_inwards(ftype, low, low_open, np.inf)
+            if self.normal:
+                tiny = float(np.finfo(ftype).smallest_normal)
+                if low < tiny:
+                    low, low_open = tiny, False
+        if high is not None:
+            high, high_open = _round_inwards(ftype, high, high_open, -np.inf)
+        return low, low_open, high, high_open
 
     def describe(self) -> str:
         """Human-readable domain, e.g. ``real, shape (N, K, K), >= 0``."""
@@ -277,9 +312,13 @@ class Param:
         try:
             if hasattr(value, "__dlpack__") and not isinstance(value, np.ndarray):
                 value = value.get() if hasattr(value, "get") else np.from_dlpack(value)
-            w = np.asarray(value, dtype=np.float64)
+            w = np.asarray(value)
+            is_bool = w.dtype == np.bool_
+            w = w.astype(np.float64)
         except (TypeError, ValueError, RuntimeError, BufferError):
             fail()
+        if is_bool:  # it would pass as 0 and 1
+            fail(TypeError)
         if w.ndim > 1 or (w.ndim == 0 and not self.scalar_ok) or w.size == 0:
             fail()
         if not (np.all(np.isfinite(w)) and np.all(w >= 0)):
@@ -302,9 +341,16 @@ class Param:
                 fail(TypeError)
             return value
         if k == "choice":
-            if value not in self.choices:
-                fail()
-            return value
+            # True == 1 in Python: a bool is only one of bool choices.
+            if isinstance(value, bool) != any(isinstance(c, bool) for c in self.choices):
+                fail(TypeError)
+            for c in self.choices:
+                try:
+                    if c == value:
+                        return c
+                except (TypeError, ValueError):  # an array compares elementwise
+                    break
+            fail()
         if k == "str":
             if not isinstance(value, str):
                 fail(TypeError)
@@ -354,9 +400,31 @@ def _bounds(spec) -> list:
     parts = []
     if spec.low is not None:
         parts.append(("> " if spec.low_open else ">= ") + f"{spec.low:g}")
+    if getattr(spec, "normal", False):
+        parts.append("normal (>= 1.2e-38 in float32, >= 2.2e-308 in float64)")
     if spec.high is not None:
         parts.append(("< " if spec.high_open else "<= ") + f"{spec.high:g}")
     return parts
+
+
+def _round_inwards(ftype, bound, is_open, inwards):
+    """``(bound, is_open)`` of a real bound as numbers of type ``ftype`` hold it.
+
+    ``inwards`` is +inf for a lower bound, -inf for an upper one. A bound the
+    type holds exactly keeps its openness; one it rounds outwards moves one
+    step inwards and becomes closed, as does one it rounds inwards (nothing
+    representable lies between the two).
+    """
+    import numpy as np
+
+    with np.errstate(over="ignore"):
+        c = ftype(bound)
+    # Compared as Python floats: NumPy would round ``bound`` to ``ftype`` first.
+    if float(c) == bound:
+        return float(c), is_open
+    if (float(c) < bound) == (inwards > 0):
+        c = np.nextafter(c, ftype(inwards))
+    return float(c), False
 
 
 REDUCTION = Param(
@@ -383,6 +451,7 @@ def check_arrays(owner: str, args, arrays: dict, dims_min: dict, params: dict, v
     xp = namespace(arrays, owner)
     float_dtypes = {}
     sizes: dict = {}
+    seen: dict = {}  # dimension name (or "*") -> the argument that fixed its size
     star = None
     for a in args:
         x = arrays.get(a.name)
@@ -391,22 +460,24 @@ def check_arrays(owner: str, args, arrays: dict, dims_min: dict, params: dict, v
         _check_dtype(owner, a, x, xp)
         if a.kind in ("real", "choice", "complex"):
             float_dtypes[a.name] = x.dtype
-        star = _match_shape(owner, a, tuple(x.shape), sizes, star)
+        star = _match_shape(owner, a, tuple(x.shape), sizes, star, seen)
     if len({_precision(xp, d) for d in float_dtypes.values()}) > 1:
-        got = ", ".join(f"{n}: {d}" for n, d in float_dtypes.items())
+        got = ", ".join(f"{n!r}: {d}" for n, d in float_dtypes.items())
         msg = f"{owner}: floating arguments must share one precision, got {got}"
         raise TypeError(msg)
     for dim, n in sizes.items():
         need = dims_min.get(dim, 1)
         if n < need:
-            who = [a.name for a in args if dim in a.shape and arrays.get(a.name) is not None]
-            msg = (
-                f"{owner}: dimension {dim} (of {', '.join(who)}) must have size >= "
-                f"{need}, got {n}"
-            )
+            who = [repr(a.name) for a in args if dim in a.shape
+                   and arrays.get(a.name) is not None]
+            msg = (f"{owner}: dimension {dim} of argument(s) {', '.join(who)} must have "
+                   f"size >= {need}, got {n}")
             raise ValueError(msg)
     if star is not None and any(s == 0 for s in star):
-        msg = f"{owner}: arrays must not be empty, got shape {star} for the '*' dimensions"
+        who = ", ".join(repr(a.name) for a in args if "*" in a.shape
+                        and arrays.get(a.name) is not None)
+        msg = (f"{owner}: argument(s) {who} must not be empty, got {star} for their "
+               "'*' dimensions")
         raise ValueError(msg)
     if values and value_checks_enabled():
         for a in args:
@@ -436,7 +507,7 @@ def _check_dtype(owner, a, x, xp):
         raise TypeError(msg)
 
 
-def _match_shape(owner, a, shape, sizes, star):
+def _match_shape(owner, a, shape, sizes, star, seen):
     spec = a.shape
     def fail(extra=""):
         want = "(" + ", ".join(spec) + ")"
@@ -450,8 +521,9 @@ def _match_shape(owner, a, shape, sizes, star):
             fail()
         mid = shape[len(head) : len(shape) - len(tail)]
         if star is not None and mid != star:
-            fail(f"; its '*' dimensions {mid} differ from the other arguments' {star}")
+            fail(f"; its '*' dimensions {mid} differ from {star}, those of {seen['*']!r}")
         star = mid
+        seen.setdefault("*", a.name)
         named = list(zip(head, shape[: len(head)])) + list(
             zip(tail, shape[len(shape) - len(tail) :])
         )
@@ -461,8 +533,9 @@ def _match_shape(owner, a, shape, sizes, star):
         named = list(zip(spec, shape))
     for dim, n in named:
         if dim in sizes and sizes[dim] != n:
-            fail(f"; dimension {dim} is {sizes[dim]} in another argument but {n} here")
+            fail(f"; dimension {dim} is {sizes[dim]} in {seen[dim]!r} but {n} here")
         sizes[dim] = n
+        seen.setdefault(dim, a.name)
     return star
 
 
@@ -497,23 +570,30 @@ def _check_range(owner, a, x, sizes, params, xp):
         rule = "must be finite"
         ok = xp.all(xp.isfinite(x))
     else:
+        bits = xp.finfo(x.dtype).bits
+        low, low_open, high, high_open = a.bounds(bits)
         # NaN propagates through min and max, so it fails isfinite.
         smallest, largest = xp.min(x), xp.max(x)
         ok = xp.isfinite(smallest) & xp.isfinite(largest)
-        if a.low is not None:
-            ok = ok & ((smallest > a.low) if a.low_open else (smallest >= a.low))
-        if a.high is not None:
-            ok = ok & ((largest < a.high) if a.high_open else (largest <= a.high))
+        if low is not None:
+            ok = ok & ((smallest > low) if low_open else (smallest >= low))
+        if high is not None:
+            ok = ok & ((largest < high) if high_open else (largest <= high))
 
         def bad_of():
             bad = ~xp.isfinite(x)
-            if a.low is not None:
-                bad = bad | (~(x > a.low) if a.low_open else ~(x >= a.low))
-            if a.high is not None:
-                bad = bad | (~(x < a.high) if a.high_open else ~(x <= a.high))
+            if low is not None:
+                bad = bad | (~(x > low) if low_open else ~(x >= low))
+            if high is not None:
+                bad = bad | (~(x < high) if high_open else ~(x <= high))
             return bad
 
         rule = f"must be finite{_bounds_text(a)}"
+        if (low, low_open, high, high_open) != (a.low, a.low_open, a.high, a.high_open):
+            held = [f"{op} {v:.8g}" for op, v in ((">" if low_open else ">=", low),
+                                                   ("<" if high_open else "<=", high))
+                    if v is not None]
+            rule += f" (in float{bits}: {' and '.join(held)})"
     require(xp, ok, f"{owner}: argument {a.name!r} {rule}", lambda: _found(xp, x, bad_of()))
 
 

@@ -15,13 +15,12 @@ True
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ._backend import namespace
-from ._validate import int_bound
+from ._validate import Arg, int_bound
 
 __all__ = ["check_grad", "GradCheck", "sample_inputs", "inputs", "dtype_tolerance"]
 
@@ -253,13 +252,28 @@ def _convert(host, xp, dtype):
 def inputs(loss, xp=None, dtype="float64"):
     """Hypothesis strategy of valid input dicts for ``loss``, edges included.
 
-    Draws dimension sizes from their minimum up (one sample and one class
-    included) and values over the whole declared domain (within +-1e3 where
-    unbounded): bounds themselves where closed, zeros, magnitudes down to
-    1e-30.
+    Everything is drawn from the declared domain (``loss.args``) as
+    ``dtype`` holds it (:meth:`~ptyloss_xp._validate.Arg.bounds`), in
+    numbers of that precision, so no rounding moves a value out of it:
+
+    - sizes from their minimum up: one sample, one class, one element;
+    - values anywhere in the domain (within +-1e4 where unbounded), mixed
+      with its edges: closed bounds and the numbers next to every bound,
+      0, +-1, +-80 and +-1e4 (saturated logits, exp's range), and the
+      tiny positives of the dtype (smallest subnormal and normal numbers);
+    - probability rows with exact zeros (one-hot rows) where allowed;
+    - whole-input edges: a perfect fit (each other real argument of the
+      prediction's shape set equal to it where its domain allows) and
+      identical rows along the first axis.
+
+    A test of a loss on these inputs may see a ``ValueError`` naming an
+    argument for a rule beyond the declared bounds (say, every label
+    ignored); it should never see an inf or a NaN.
     """
     from hypothesis import strategies as st
     from hypothesis.extra import numpy as hnp
+
+    bits = 32 if str(dtype) == "float32" else 64
 
     @st.composite
     def draw(drw):
@@ -269,45 +283,92 @@ def inputs(loss, xp=None, dtype="float64"):
             if a.optional and not drw(st.booleans()):
                 continue
             shape = _shape(a, dims, star)
-            host[a.name] = drw(_array_strategy(st, hnp, a, shape, dims))
+            host[a.name] = drw(_array_strategy(st, hnp, a, shape, dims, bits))
+        if drw(st.booleans()):
+            host = _perfect_fit(loss, host, bits)
+        if drw(st.booleans()):
+            host = {k: np.broadcast_to(v[:1], v.shape).copy() if v.ndim else v
+                    for k, v in host.items()}
         host = loss.fix_sample(host, np.random.default_rng(drw(st.integers(0, 2**32 - 1))))
         return _convert(host, xp, dtype)
 
     return draw()
 
 
-def _array_strategy(st, hnp, a, shape, dims):
+def _closed_range(a, bits):
+    """The smallest and largest values of ``a`` in ``bits``-bit floats,
+    +-1e4 standing for a missing bound."""
+    ftype = np.dtype(f"float{bits}").type
+    low, low_open, high, high_open = a.bounds(bits)
+    lo = ftype(-1e4 if low is None else low)
+    hi = ftype(1e4 if high is None else high)
+    if low is not None and low_open:
+        lo = np.nextafter(lo, ftype(np.inf))
+    if high is not None and high_open:
+        hi = np.nextafter(hi, ftype(-np.inf))
+    return ftype, lo, hi
+
+
+def _edge_values(a, bits):
+    """The edges of a real argument's domain, as ``bits``-bit floats."""
+    ftype, lo, hi = _closed_range(a, bits)
+    info = np.finfo(ftype)
+    up, down = ftype(np.inf), ftype(-np.inf)
+    tiny = [info.smallest_subnormal, info.smallest_normal]
+    candidates = [0.0, 1.0, 80.0, 1e4, *tiny]
+    candidates += [-c for c in candidates]
+    candidates += [lo, hi, np.nextafter(lo, up), np.nextafter(hi, down)]
+    candidates += [lo + t for t in tiny] + [hi - t for t in tiny]
+    values = {float(ftype(c)) for c in candidates}
+    return sorted(v for v in values if lo <= v <= hi)
+
+
+def _array_strategy(st, hnp, a, shape, dims, bits=64):
     if a.kind == "int":
         high = int_bound(a.high, dims)
         return hnp.arrays(np.int64, shape, elements=st.integers(a.low, high - 1))
     if a.kind == "choice":
         return hnp.arrays(np.float64, shape, elements=st.sampled_from(a.values))
+    unbounded = Arg(a.name)
     if a.kind == "complex":
-        el = st.complex_numbers(max_magnitude=1e3, allow_nan=False, allow_infinity=False)
-        return hnp.arrays(np.complex128, shape, elements=el)
-    lo = -1e3 if a.low is None else a.low
-    hi = 1e3 if a.high is None else a.high
-    el = st.floats(lo, hi, exclude_min=a.low is not None and a.low_open,
-                   exclude_max=a.high is not None and a.high_open,
-                   allow_nan=False, allow_infinity=False, allow_subnormal=False)
-    # Magnitudes below 1e-30 (other than 0) are left out: they only test
-    # float64 overflow of 1/x, which no physical input approaches.
-    zero_ok = lo < 0 < hi or (lo == 0 and not a.low_open) or (hi == 0 and not a.high_open)
-
-    def squash(v):
-        if v == 0.0 or abs(v) >= 1e-30:
-            return v
-        return 0.0 if zero_ok else math.copysign(1e-30, v)
-
-    el = el.map(squash)
-    arr = hnp.arrays(np.float64, shape, elements=el)
+        part = _real_elements(st, unbounded, bits)
+        return hnp.arrays(np.dtype(f"complex{2 * bits}"), shape,
+                          elements=st.builds(complex, part, part))
+    ftype, lo, hi = _closed_range(a, bits)
+    arr = hnp.arrays(ftype, shape, elements=_real_elements(st, a, bits))
     if a.simplex:
-        # Exact zeros (one-hot rows) are drawn where the domain allows them.
-        floor = 1e-3 if a.low_open else 0.0
-
         def normalise(p):
-            p = np.abs(p) + floor
+            p = np.abs(p)
             p[p.sum(axis=-1) == 0] = 1.0
-            return p / p.sum(axis=-1, keepdims=True)
+            # Rounding of the division may leave a bound: put it back.
+            return np.clip(p / p.sum(axis=-1, keepdims=True), lo, hi)
         arr = arr.map(normalise)
     return arr
+
+
+def _real_elements(st, a, bits):
+    _, lo, hi = _closed_range(a, bits)
+    anywhere = st.floats(float(lo), float(hi), width=bits,
+                         allow_nan=False, allow_infinity=False)
+    return st.one_of(st.sampled_from(_edge_values(a, bits)), anywhere)
+
+
+def _perfect_fit(loss, host, bits):
+    """Set each real argument shaped like the first differentiated one
+    equal to it, where its domain holds those values."""
+    specs = {a.name: a for a in loss.args}
+    grad = [n for n in host if specs[n].grad and specs[n].kind == "real"]
+    if not grad:
+        return host
+    src = host[grad[0]]
+    out = dict(host)
+    for n, a in specs.items():
+        if n == grad[0] or n not in host or a.kind != "real" or a.shape != specs[grad[0]].shape:
+            continue
+        if host[n].shape != src.shape:
+            continue
+        _, lo, hi = _closed_range(a, bits)
+        bounded = a.low is not None or a.high is not None
+        if not bounded or (np.all(src >= lo) and np.all(src <= hi)):
+            out[n] = src.copy()
+    return out

@@ -408,7 +408,7 @@ def test_bad_inputs_are_named():
     ("sigmoid_focal", {"alpha": 2.0}, "'alpha' must be a real number <= 1"),
     ("binary_cross_entropy_with_logits", {"pos_weight": -1.0},
      "'pos_weight' must be a real number or a 1-D array-like of finite floats >= 0"),
-    ("categorical_cross_entropy", {"epsilon": 0.0}, "'epsilon' must be a real number > 0"),
+    ("categorical_cross_entropy", {"epsilon": 0.0}, "'epsilon' must be a real number >= 1.17549e-38"),
     ("cross_entropy", {"reduction": "batchmean"}, "'reduction' must be one of"),
 ])
 def test_bad_parameters_are_named(name, params, match):

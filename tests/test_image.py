@@ -190,9 +190,9 @@ def test_docs_page_examples_run():
 
 BAD_INPUT = [
     ("ssim", {}, {"input": np.ones((1, 1, 10, 20)), "target": np.ones((1, 1, 10, 20))},
-     ValueError, r"^ssim: dimension H \(of input, target\) must have size >= 11, got 10"),
+     ValueError, r"^ssim: dimension H of argument\(s\) 'input', 'target' must have size >= 11, got 10"),
     ("ssim", {"sigma": 0.5}, {"input": np.ones((1, 1, 9, 4)), "target": np.ones((1, 1, 9, 4))},
-     ValueError, r"^ssim: dimension W \(of input, target\) must have size >= 5, got 4"),
+     ValueError, r"^ssim: dimension W of argument\(s\) 'input', 'target' must have size >= 5, got 4"),
     ("ssim", {}, {"input": np.ones((16, 16)), "target": np.ones((16, 16))},
      ValueError, r"^ssim: argument 'input' must have shape \(N, C, H, W\), got \(16, 16\)"),
     ("ssim", {}, {"input": np.ones((1, 1, 12, 12)), "target": np.ones((1, 2, 12, 12))},

@@ -409,7 +409,7 @@ def test_bridge_errors_name_the_argument():
         pl.farfield_intensity(np.ones((1, 1, 1, 2, 2)))
     with pytest.raises(ValueError, match="'psi' must have shape"):
         pl.farfield_intensity(np.ones((2, 2), dtype=complex))
-    with pytest.raises(ValueError, match="dimension O is 1 in another argument but 3 here"):
+    with pytest.raises(ValueError, match="dimension O is 1 in 'psi' but 3 here"):
         pl.farfield_intensity(np.ones((1, 1, 1, 2, 2), dtype=complex), np.ones(3))
     with pytest.raises(TypeError, match="farfield_intensity: missing required array argument"):
         pl.farfield_intensity(None)

@@ -412,7 +412,7 @@ BAD_INPUTS = [
     ("reverse_kl", {}, (ONEHOT_P, Q),
      ValueError, r"reverse_kl: argument 'p' must be finite and > 0"),
     ("kl_divergence", {}, (np.zeros((0, 5)), np.zeros((0, 5))),
-     ValueError, r"kl_divergence: arrays must not be empty"),
+     ValueError, r"kl_divergence: argument\(s\) 'p', 'q' must not be empty"),
     ("jensen_shannon", {}, (P, Q[..., :4]),
      ValueError, r"jensen_shannon: argument 'q' must have shape.*dimension K"),
     ("kl_div", {}, (-LOGQ, TARGET),
@@ -458,7 +458,7 @@ BAD_PARAMS = [
     ("combo", {"alpha": 1.5}, ValueError,
      "combo: parameter 'alpha' must be a real number >= 0 and <= 1"),
     ("combo", {"eps": 0.0}, ValueError,
-     "combo: parameter 'eps' must be a real number > 0 and < 0.5"),
+     "combo: parameter 'eps' must be a real number >= 5.96046e-08 and < 0.5"),
 ]
 
 

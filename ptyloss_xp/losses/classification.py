@@ -23,7 +23,7 @@ import numpy as np
 
 from .._backend import device_of
 from .._registry import Loss, PointwiseLoss, register, reduce
-from .._validate import REDUCTION, Arg, Param, require
+from .._validate import FLOAT32_TINY, REDUCTION, Arg, Param, require
 
 __all__ = [
     "CrossEntropy", "SoftmaxLoss", "SoftCrossEntropy", "CategoricalCrossEntropy",
@@ -706,7 +706,9 @@ class CategoricalCrossEntropy(Loss):
     blind to the scale of a row. Domain: probabilities in ``[0, 1]`` (rows
     normally summing to 1; every row needs a positive sum, checked while
     value checks are on), targets in ``[0, 1]``. Probabilities exactly 0
-    and 1 give finite values, as in Keras.
+    and 1 give finite values, as in Keras. ``epsilon`` in ``[2**-126,
+    0.5)``: float32's smallest normal number at least, so that the clip
+    bound is not 0 in float32 and ``1 / epsilon`` is finite there.
 
     Examples
     --------
@@ -727,7 +729,7 @@ class CategoricalCrossEntropy(Loss):
     # upper bound, where finite differences have no room (tested separately).
     sample_dims_min = {"C": 2}
     params = {"label_smoothing": _SMOOTHING,
-              "epsilon": Param(1e-7, low=0.0, high=0.5, low_open=True, high_open=True,
+              "epsilon": Param(1e-7, low=FLOAT32_TINY, high=0.5, high_open=True,
                                doc="clip range of the probabilities (Keras's backend epsilon)"),
               "reduction": REDUCTION}
     param_cases = ({"label_smoothing": 0.1, "reduction": "sum"}, {"epsilon": 1e-3},

@@ -146,14 +146,17 @@ class KLDiv(PointwiseLoss):
 # Divergences of probability rows
 
 
-def _prob(name, positive, grad, doc):
+def _prob(name, positive, grad, doc, normal=False):
     return Arg(name, ("*", "K"), low=0.0, high=1.0, low_open=positive, simplex=True,
-               grad=grad, doc=doc)
+               grad=grad, normal=normal, doc=doc)
 
 
 _P_TARGET = _prob("p", False, False, "reference (target) distribution P, rows on the last axis")
 _P_POSITIVE = _prob("p", True, False, "reference (target) distribution P (> 0), rows on the last axis")
 _Q_MODEL = _prob("q", True, True, "model distribution Q (> 0), same shape as p")
+# -p/q of a subnormal q overflows: kl_divergence's q starts at the smallest normal number.
+_Q_NORMAL = _prob("q", True, True, "model distribution Q (> 0, normal), same shape as p",
+                  normal=True)
 
 
 class _RowDivergence(Loss):
@@ -192,7 +195,10 @@ class KLDivergence(_RowDivergence):
     softmax's Jacobian for logits.
 
     Domain: ``p`` in [0, 1], ``q`` in (0, 1] (a zero ``q`` under a positive
-    ``p`` makes KL infinite), both shaped (*, K).
+    ``p`` makes KL infinite), both shaped (*, K); ``q`` at least the
+    smallest normal number of its dtype (1.2e-38 in float32, 2.2e-308 in
+    float64), since ``p / q`` of a subnormal ``q`` exceeds the dtype's
+    range.
 
     Differences: ``scipy.special.rel_entr(p, q).sum(-1)`` gives the same
     numbers (``scipy.stats.entropy(p, q)`` also normalises the rows).
@@ -212,7 +218,7 @@ class KLDivergence(_RowDivergence):
     """
 
     name = "kl_divergence"
-    args = (_P_TARGET, _Q_MODEL)
+    args = (_P_TARGET, _Q_NORMAL)
     formula = r"D = \sum_k p_k \log(p_k / q_k),\ 0 \log 0 = 0"
     gradient = r"\partial D/\partial q_k = -p_k / q_k"
     reference = ("Kullback and Leibler, On information and sufficiency, "

@@ -24,7 +24,7 @@ import math
 
 from .._backend import is_numpy, whole_planes
 from .._registry import Loss, register, reduce
-from .._validate import REDUCTION, Arg, Param
+from .._validate import FLOAT32_TINY, REDUCTION, Arg, Param
 from . import _numpy_blocks
 from ._filters import filter_valid, filter_valid_adjoint, gaussian_window
 
@@ -62,7 +62,9 @@ class SSIM(Loss):
     also returns ``dL/dy``, the same with ``x`` and ``y`` swapped.
 
     Domain: ``input`` and ``target`` real, (N, C, H, W), ``H, W >=`` the
-    window size; ``data_range, k1, k2, sigma > 0``. Images are expected in
+    window size; ``data_range, k1, k2, sigma > 0`` with ``C1 C2 >=
+    2**-126`` (float32's smallest normal number: a flat patch's denominator
+    is at least ``C1 C2``). Images are expected in
     ``[0, data_range]`` (or a range of that width): ``s_x^2`` is formed as
     ``w * x^2 - mu_x^2``, and for means far larger than ``data_range`` the
     cancellation (in float32 above all) can outweigh ``C2``.
@@ -124,6 +126,15 @@ class SSIM(Loss):
                  "use_sample_covariance=False)")
 
     def _setup(self):
+        # A flat patch's denominator is (mu_x^2 + mu_y^2 + C1) C2: at least
+        # C1 C2, which must be a normal float32 number (not 0).
+        c1c2 = (self.k1 * self.k2 * self.data_range**2) ** 2
+        if not c1c2 >= FLOAT32_TINY:
+            msg = (f"{self.name}: parameters 'data_range', 'k1' and 'k2' must give C1 * C2 = "
+                   f"(k1 k2 L^2)^2 >= 2**-126 (a flat patch's denominator would underflow "
+                   f"float32), got data_range={self.data_range!r}, k1={self.k1!r}, "
+                   f"k2={self.k2!r}")
+            raise ValueError(msg)
         self._window = gaussian_window(self.sigma, _TRUNCATE)
         n = len(self._window)
         # An instance attribute: the window size sets the smallest image.

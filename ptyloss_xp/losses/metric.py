@@ -658,6 +658,14 @@ def _through_gram(xp, g, scaled):
     return g @ scaled + g.T @ scaled
 
 
+def _temperature(default):
+    # 1/temperature scales the similarities and every gradient term: from
+    # 1e-30 on (1e30 against float32's 3.4e38) sums over a batch stay finite.
+    return Param(default, low=1e-30,
+                 doc="divides the cosine similarities (>= 1e-30, so that float32 holds "
+                     "them and their gradient)")
+
+
 @register
 class NTXent(_Batch):
     """NT-Xent, the normalised temperature-scaled cross entropy of SimCLR,
@@ -702,8 +710,7 @@ class NTXent(_Batch):
     """
 
     name = "nt_xent"
-    params = {"temperature": Param(0.07, low=0.0, low_open=True,
-                                   doc="divides the cosine similarities")}
+    params = {"temperature": _temperature(0.07)}
     param_cases = ({"temperature": 0.5},)
     formula = (r"L = \frac{1}{|P|} \sum_{(i,p) \in P} -\log \frac{e^{s_{ip}}}"
                r"{e^{s_{ip}} + \sum_{k \in \mathrm{Neg}(i)} e^{s_{ik}}},\ "
@@ -773,8 +780,7 @@ class SupCon(_Batch):
     """
 
     name = "supcon"
-    params = {"temperature": Param(0.1, low=0.0, low_open=True,
-                                   doc="divides the cosine similarities")}
+    params = {"temperature": _temperature(0.1)}
     param_cases = ({"temperature": 0.5},)
     formula = (r"L = \frac{1}{M} \sum_{i: |P(i)| > 0} \frac{-1}{|P(i)|} \sum_{p \in P(i)} "
                r"\log \frac{e^{s_{ip}}}{\sum_{a \ne i} e^{s_{ia}}},\ s_{ik} = \cos(x_i, x_k)/\tau")

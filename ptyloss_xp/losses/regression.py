@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from .._registry import Loss, PointwiseLoss, register
-from .._validate import REDUCTION, Arg, Param
+from .._validate import FLOAT32_TINY, REDUCTION, Arg, Param, require
 
 __all__ = ["MSE", "MAE", "RMSE", "Huber", "SmoothL1", "LogCosh", "Quantile", "PoissonNLL",
            "Tweedie"]
@@ -237,7 +237,10 @@ class SmoothL1(_ResidualLoss):
     Gradient: ``r / beta`` clipped to ``[-1, 1]`` (``sign(r)`` for
     ``beta = 0``, 0 at ``r = 0`` as in PyTorch). Diagonal Hessian:
     ``1 / beta`` for ``|r| < beta``, else 0. Domain: all finite reals;
-    ``beta >= 0``. ``smooth_l1(beta) = huber(delta=beta) / beta``.
+    ``beta = 0`` or ``beta >= 2**-126`` (1.2e-38, float32's smallest normal
+    number), so that the Hessian ``1 / beta`` is finite in float32 too; a
+    smaller positive ``beta`` is L1 to within 1e-38 (PyTorch takes any
+    ``beta >= 0``). ``smooth_l1(beta) = huber(delta=beta) / beta``.
 
     Examples
     --------
@@ -259,6 +262,11 @@ class SmoothL1(_ResidualLoss):
     reference = "torch.nn.SmoothL1Loss; Girshick, Fast R-CNN, ICCV (2015)"
 
     def _setup(self):
+        if 0 < self.beta < FLOAT32_TINY:
+            msg = (f"{self.name}: parameter 'beta' must be 0 or a real number >= "
+                   f"{FLOAT32_TINY:.8g} (float32's smallest normal number, so that the "
+                   f"Hessian 1/beta stays finite), got {self.beta!r}")
+            raise ValueError(msg)
         self._kink = self.beta
 
     def _of_residual(self, xp, r, order):
@@ -467,9 +475,14 @@ class Tweedie(PointwiseLoss):
     ``0 < p < 1``; negative powers are not supported). ``target`` is any
     real for ``p = 0``, ``>= 0`` for ``1 <= p < 2``, and ``> 0`` for
     ``p >= 2``; for ``p > 2`` at least ``exp(-80 / (p - 2))``, since the
-    deviance grows like ``y**(2-p)``. ``|input| <= 80 / max(|1-p|, |2-p|)``,
+    deviance grows like ``y**(2-p)``. That bound is enforced as the data's
+    dtype holds it: in float32 a bound below 1.4e-45 (``p < 4.2``) means
+    ``target >= 1.4e-45``, the smallest positive float32, never 0. ``|input| <= 80 / max(|1-p|, |2-p|)``,
     so that every power of ``mu`` stays below ``exp(80)`` and finite in
-    float32.
+    float32. A target so large under a mean so small that the deviance
+    (about ``2 y mu**(1-p) / (p-1)``), their sum or a derivative exceeds the
+    dtype's range (``y > 6e3`` at ``mu**(1-p) = exp(80)`` in float32) raises
+    ``ValueError`` naming both arguments while value checks are on.
 
     Examples
     --------
@@ -509,7 +522,9 @@ class Tweedie(PointwiseLoss):
         elif p == 2:
             target = Arg("target", ("*",), low=0.0, low_open=True, doc=doc)
         else:
-            target = Arg("target", ("*",), low=math.exp(-_EXP_LIMIT / (p - 2)), doc=doc)
+            # Below 2.11 the bound underflows float64: every positive number is in.
+            low = math.exp(-_EXP_LIMIT / (p - 2))
+            target = Arg("target", ("*",), low=low, low_open=low == 0, doc=doc)
         self.args = (Arg("input", ("*",), low=-bound, high=bound, grad=True,
                          doc="log of the predicted mean (log link)"), target)
 
@@ -537,4 +552,15 @@ class Tweedie(PointwiseLoss):
             loss = 2.0 * (y**a2 / (a1 * a2) - y * mu_a1 / a1 + mu_a2 / a2)
         d1 = 2.0 * (mu_a2 - y * mu_a1) if order >= 1 else None
         d2 = 2.0 * ((2.0 - p) * mu_a2 - (1.0 - p) * y * mu_a1) if order >= 2 else None
+        # The domain bounds each power of mu, not target * mu**(1-p): a large
+        # target under a tiny mean can take the exact deviance (or its sum)
+        # beyond the dtype's range. Refused by name rather than returned as inf.
+        big = xp.finfo(f.dtype).max
+        ok = xp.all(xp.abs(loss) <= big / max(math.prod(f.shape), 1))
+        for d in (d1, d2):
+            if d is not None:
+                ok = ok & xp.all(xp.abs(d) <= big)
+        require(xp, ok, f"{self.name}: arguments 'input' and 'target' give a deviance, a sum "
+                f"of deviances or a derivative beyond the range of {f.dtype} (a large target "
+                "under a tiny mean exp(input)); use float64 or rescale the target")
         return loss, d1, d2

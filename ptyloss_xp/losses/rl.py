@@ -18,6 +18,8 @@ Conventions:
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .._registry import Loss, reduce, register
@@ -307,7 +309,10 @@ class PPOClip(Loss):
     Domain: finite log-probabilities (or log-densities) of one shape with
     ``|logp_new - logp_old| <= 80``, so that the ratio (at most 5.5e34)
     stays finite in float32 (``ValueError`` naming ``logp_new`` otherwise,
-    while value checks are on); finite advantages; ``0 < eps < 1``.
+    while value checks are on); finite advantages, small enough that each
+    ``|A| ratio`` and their sum stay within the dtype's range (in float32,
+    ``|A| < 6e3`` at a ratio of ``exp(80)``; ``ValueError`` naming both
+    arguments otherwise); ``0 < eps < 1``.
 
     Examples
     --------
@@ -353,6 +358,12 @@ class PPOClip(Loss):
                 f"{self.name}: argument 'logp_new' must stay within {_EXP_LIMIT:g} of "
                 f"'logp_old': the ratio exp(logp_new - logp_old) would overflow float32")
         ratio = xp.exp(d)
+        # A ratio near exp(80) times a large advantage leaves float32's range.
+        big = xp.finfo(d.dtype).max / max(math.prod(d.shape), 1)
+        require(xp, xp.max(xp.abs(adv) * ratio) <= big,
+                f"{self.name}: arguments 'advantages' and 'logp_new' give a surrogate "
+                f"ratio * A, or a sum of them, beyond the range of {d.dtype}; use float64 "
+                "or rescale the advantages")
         eps = self.eps
         clipped = (adv > 0) & (ratio > 1.0 + eps) | (adv < 0) & (ratio < 1.0 - eps)
         surrogate = xp.where(clipped, xp.clip(ratio, 1.0 - eps, 1.0 + eps), ratio) * adv

@@ -37,7 +37,10 @@ is >= 0 and they all vanish only when ``p = g = 0`` in the whole group.
 of error, and a group that has only that kind is 0/0 as well, scored 1.)
 The loss is not continuous at that point: any non-zero prediction on an
 empty target scores 0 when ``smooth = 0``, with a gradient of 0, so only a
-positive ``smooth`` pushes false positives on empty targets down.
+positive ``smooth`` pushes false positives on empty targets down. That
+push is ``c_P / smooth`` at an empty prediction, so a positive ``smooth``
+must be at least ``2**-126 * max(1, |coefficients|)`` (float32's smallest
+normal number, scaled), where it stays within float32's range.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ import math
 import numpy as np
 
 from .._registry import Loss, register, reduce
-from .._validate import REDUCTION, Arg, Param
+from .._validate import FLOAT32_TINY, REDUCTION, Arg, Param
 
 __all__ = ["Dice", "Tversky", "Jaccard", "Combo"]
 
@@ -68,6 +71,21 @@ _MILLETARI = ("Milletari, Navab and Ahmadi, V-Net: fully convolutional neural ne
               "for volumetric medical image segmentation, 3DV 2016, arXiv:1606.04797")
 _SALEHI = ("Salehi, Erdogmus and Gholipour, Tversky loss function for image segmentation "
            "using 3D fully convolutional deep networks, MLMI 2017, arXiv:1706.05721")
+
+
+# (a, c_I, c_P, c_G) of the plain Dice score, (2 I + s) / (P + G + s).
+_PLAIN_DICE = (2.0, 0.0, 1.0, 1.0)
+
+
+def _check_smooth(loss, coefficients):
+    # An empty target under an empty prediction puts c_P / smooth into the
+    # gradient: beyond float32's range for a smooth near 1e-45.
+    low = FLOAT32_TINY * max(1.0, *(abs(c) for c in coefficients))
+    if 0 < loss.smooth < low:
+        msg = (f"{loss.name}: parameter 'smooth' must be 0 or a real number >= {low:.8g}, "
+               f"got {loss.smooth!r}: the gradient on an empty target, (coefficient) / "
+               "smooth, would exceed float32's range")
+        raise ValueError(msg)
 
 
 def _overlap(xp, p, g, coefficients, smooth, squared, averaging, pooling, need_grad):
@@ -126,6 +144,7 @@ class _Overlap(Loss):
         raise NotImplementedError
 
     def _setup(self):
+        _check_smooth(self, self._coefficients())
         _check_pooling(self)
 
     def _evaluate(self, xp, a, need_grad):
@@ -356,7 +375,9 @@ class Combo(Loss):
     that of :class:`Dice`.
 
     Domain: ``input`` (probabilities) and ``target`` in [0, 1], shape
-    (N, C, *spatial); ``alpha, beta`` in [0, 1]; ``eps`` in (0, 0.5).
+    (N, C, *spatial); ``alpha, beta`` in [0, 1]; ``eps`` in ``[2**-24,
+    0.5)``: from float32's machine epsilon (6e-8) on, ``1 - eps`` is below
+    1 in float32 and ``log(1 - p~)`` finite.
 
     Which weighting: the paper's equation weighs the two cross-entropy
     terms by ``beta`` and ``1 - beta``, and that is what this loss
@@ -393,7 +414,9 @@ class Combo(Loss):
                       doc="weight of the foreground (g = 1) cross-entropy term; "
                           "1 - beta that of the background"),
         "smooth": _SMOOTH,
-        "eps": Param(1e-7, low=0.0, high=0.5, low_open=True, high_open=True,
+        # From float32's machine epsilon 2**-24 on, 1 - eps < 1 in float32 and
+        # log(1 - p~) stays finite.
+        "eps": Param(1e-7, low=2.0**-24, high=0.5, high_open=True,
                      doc="probabilities are clipped to [eps, 1 - eps] inside the logarithms"),
         "averaging": _AVERAGING,
         "pooling": _POOLING,
@@ -416,6 +439,7 @@ class Combo(Loss):
                  "arXiv:1805.02798")
 
     def _setup(self):
+        _check_smooth(self, _PLAIN_DICE)
         _check_pooling(self)
 
     def nonsmooth_distance(self, name, arrays):
@@ -424,7 +448,7 @@ class Combo(Loss):
 
     def _evaluate(self, xp, a, need_grad):
         p, g = a["input"], a["target"]
-        dice_loss, dice_dir = _overlap(xp, p, g, (2.0, 0.0, 1.0, 1.0), self.smooth, False,
+        dice_loss, dice_dir = _overlap(xp, p, g, _PLAIN_DICE, self.smooth, False,
                                        self.averaging, self.pooling, need_grad)
         rows = dice_loss.shape[0]
         per_row_elements = math.prod(p.shape) // rows
