@@ -659,11 +659,12 @@ def _through_gram(xp, g, scaled):
 
 
 def _temperature(default):
-    # 1/temperature scales the similarities and every gradient term: from
-    # 1e-30 on (1e30 against float32's 3.4e38) sums over a batch stay finite.
-    return Param(default, low=1e-30,
-                 doc="divides the cosine similarities (>= 1e-30, so that float32 holds "
-                     "them and their gradient)")
+    # 1/temperature scales the similarities and every gradient term, and an
+    # embedding whose norm is under the 1e-12 clamp multiplies its gradient
+    # by 1e12: from 1e-20 on (1e32 against float32's 3.4e38) both stay finite.
+    return Param(default, low=1e-20,
+                 doc="divides the cosine similarities (>= 1e-20, so that float32 holds "
+                     "them and their gradient, also for embeddings under the norm clamp)")
 
 
 @register
