@@ -14,13 +14,14 @@ PtyRAD's.
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import numpy as np
 
-from .._backend import is_numpy, power
+from .._backend import power
 from .._registry import Loss, register
-from .._validate import Arg, Param, require
-from . import _numpy_kernels
+from .._validate import Arg, Param, check_arrays, require, value_checks_enabled
+from . import _fast
 from .operators import apply_adjoint_along, apply_along, axis_operators
 
 __all__ = ["LossSingle", "LossPoissn", "LossPacbed", "LossSparse", "LossSimlar", "LossTV"]
@@ -41,23 +42,37 @@ _OBJP = Arg("objp_patches", _OBJ, grad=True, doc="object phase patches")
 _WEIGHT = Param(1.0, low=0.0, doc="multiplies the term")
 
 
-def _pow_and_slope(xp, x, p):
-    """``x**p`` and ``p * x**(p - 1)`` for ``x > 0``, sharing the work."""
+def _pow_and_chain(xp, x, p):
+    """``x**p`` for ``x > 0`` and the chain rule through it, ``g -> g * p x^(p-1)``.
+
+    The chain multiplies ``g`` (already scaled by the term's small constant)
+    before dividing by ``x``, so that ``x^(p-1)`` alone, which overflows
+    float32 for ``x`` near its smallest value and a small ``p``, is never
+    formed.
+    """
     if p == 1:
-        return x, None
+        return x, lambda g: g
     xp_ = power(xp, x, p)
     if p == 0.5:
-        return xp_, 0.5 / xp_
-    return xp_, p * xp_ / x
+        return xp_, lambda g: g * 0.5 / xp_
+    return xp_, lambda g: g * (p * xp_) / x
+
+
+def _check_fused(loss, a, bad):
+    """The value checks of a fused pass that counted, per large array, the
+    elements outside its domain (``bad``: name -> count): the full checks,
+    with their messages, run on an array only when its count is not 0, and
+    always on the small arrays (``dp_weight``, ``omode_occu``)."""
+    if not value_checks_enabled():
+        return
+    rest = [arg for arg in loss.args if a.get(arg.name) is not None and bad.get(arg.name, 1) > 0]
+    if rest:
+        check_arrays(loss.name, rest, a, {}, loss.config)
 
 
 def _nonzero(xp, x):
     """``x`` with zeros replaced by 1, for denominators guarded by a ``where``."""
     return xp.where(x > 0, x, 1.0)
-
-
-def _times_slope(g, slope):
-    return g if slope is None else g * slope
 
 
 class _DataTerm(Loss):
@@ -77,27 +92,41 @@ class _DataTerm(Loss):
         require(xp, total > 0, f"{self.name}: argument 'dp_weight' must have a positive sum, got all zeros")
         return w, total
 
-    def _numpy_pass(self, kind, a, w, total, need_grad, eps=0.0):
-        """Pass 1 of the cache-blocked NumPy kernel of ``kind`` ("single" or "poissn").
+    _fills_out = True
+    kind: ClassVar[str] = ""  # the fused pointwise kernel ("single", "poissn"), if any
 
-        Returns ``(sum_term, mean_d, direction)`` as documented in
-        :func:`._numpy_kernels.pointwise_sums`, with ``mean_d`` checked.
-        """
-        sum_term, sum_d, direction = _numpy_kernels.pointwise_sums(
-            kind, a["model_dp"], a["measured_dp"], w, self.dp_pow, eps, need_grad)
-        return sum_term, self._normaliser(np, sum_d, w, total), direction
+    def _checks_values_itself(self, arrays):
+        return _fast.kernels(arrays) is not None
 
-    @staticmethod
-    def _numpy_value(xp, v, a):
-        """The float64 host scalar ``v`` as a 0-d array of the inputs' dtype."""
-        return xp.asarray(v, dtype=a["model_dp"].dtype)
+    def _evaluate(self, xp, a, need_grad, out=None):
+        w, total = self._mask(xp, a)
+        fast = _fast.kernels(a)
+        if fast is None:
+            return self._evaluate_generic(xp, a, w, total, need_grad)
+        return self._evaluate_fused(fast, xp, a, w, total, need_grad, out)
+
+    def _evaluate_fused(self, fast, xp, a, w, total, need_grad, out):
+        """Pass 1 gives the sums, :meth:`_value_and_scale` the scalars, pass 2 the gradient."""
+        model, meas = a["model_dp"], a["measured_dp"]
+        eps = getattr(self, "eps", 0.0)
+        sum_term, sum_d, bad_i, bad_d = fast.pointwise_sums(
+            self.kind, model, meas, w, self.dp_pow, eps, _MODEL_DP.low, _MEASURED_DP.low)
+        _check_fused(self, a, {"model_dp": bad_i, "measured_dp": bad_d})
+        mean_d = self._normaliser(np, sum_d, w, total)
+        value, scale = self._value_and_scale(sum_term, mean_d, total)
+        value = xp.asarray(value, dtype=model.dtype)
+        if not need_grad:
+            return value, None
+        g, add = _fast.out_for(model, None if out is None else out[0])
+        return value, (fast.pointwise_grad(self.kind, model, meas, w, self.dp_pow, eps, scale,
+                                           g, add),)
 
     def _mean_measured(self, xp, dp, w, total):
         """``mean(D^p)``, the normaliser of every data term; it must be > 0."""
         return self._normaliser(xp, xp.sum(dp) if w is None else xp.sum(w * dp), w, total)
 
     def _normaliser(self, xp, sum_d, w, total):
-        """``sum(W D^p) / total``, checked to be > 0 (the NumPy kernels give the sum)."""
+        """``sum(W D^p) / total``, checked to be > 0 (the fused kernels give the sum)."""
         mean_d = sum_d / total
         where = " where dp_weight > 0" if w is not None else ""
         require(xp, mean_d > 0,
@@ -129,11 +158,10 @@ class LossSingle(_DataTerm):
                 "; 0 where the residual is exactly 0 (PyTorch: NaN)")
     reference = _PTYRAD
 
-    def _evaluate(self, xp, a, need_grad):
-        w, total = self._mask(xp, a)
-        if is_numpy(xp):
-            return self._evaluate_numpy(xp, a, w, total, need_grad)
-        ip, slope = _pow_and_slope(xp, a["model_dp"], self.dp_pow)
+    kind = "single"
+
+    def _evaluate_generic(self, xp, a, w, total, need_grad):
+        ip, chain = _pow_and_chain(xp, a["model_dp"], self.dp_pow)
         dp = power(xp, a["measured_dp"], self.dp_pow)
         r = ip - dp
         rw = r if w is None else w * r
@@ -144,18 +172,13 @@ class LossSingle(_DataTerm):
             return value, None
         # d sqrt(s)/ds is infinite at a perfect fit; 0 is the subgradient.
         scale = xp.where(rms > 0, self.weight / (mean_d * _nonzero(xp, rms) * total), 0.0)
-        return value, (_times_slope(rw * scale, slope),)
+        return value, (chain(rw * scale),)
 
-    def _evaluate_numpy(self, xp, a, w, total, need_grad):
-        """The same numbers as :meth:`_evaluate`'s generic path, in two passes over memory."""
-        sum_sq, mean_d, direction = self._numpy_pass("single", a, w, total, need_grad)
+    def _value_and_scale(self, sum_sq, mean_d, total):
+        """Value and gradient scale (with ``p``) from the fused sums, as in the generic path."""
         rms = (sum_sq / total) ** 0.5
-        value = self._numpy_value(xp, self.weight * rms / mean_d, a)
-        if not need_grad:
-            return value, None
-        # 0 at a perfect fit, the subgradient, as in the generic path.
         scale = self.weight * self.dp_pow / (mean_d * rms * total) if rms > 0 else 0.0
-        return value, (_numpy_kernels.scale_in_place(direction, scale),)
+        return self.weight * rms / mean_d, scale
 
 
 @register
@@ -184,11 +207,10 @@ class LossPoissn(_DataTerm):
                 r"/ (M \langle D^p \rangle)")
     reference = _PTYRAD + "; Odstrcil et al., Opt. Express 26, 3108 (2018)"
 
-    def _evaluate(self, xp, a, need_grad):
-        w, total = self._mask(xp, a)
-        if is_numpy(xp):
-            return self._evaluate_numpy(xp, a, w, total, need_grad)
-        ip, slope = _pow_and_slope(xp, a["model_dp"], self.dp_pow)
+    kind = "poissn"
+
+    def _evaluate_generic(self, xp, a, w, total, need_grad):
+        ip, chain = _pow_and_chain(xp, a["model_dp"], self.dp_pow)
         dp = power(xp, a["measured_dp"], self.dp_pow)
         mean_d = self._mean_measured(xp, dp, w, total)
         shifted = ip + self.eps
@@ -200,17 +222,13 @@ class LossPoissn(_DataTerm):
         g = (1.0 - dp / shifted) * (self.weight / (total * mean_d))
         if w is not None:
             g = w * g
-        return value, (_times_slope(g, slope),)
+        return value, (chain(g),)
 
-    def _evaluate_numpy(self, xp, a, w, total, need_grad):
-        """The same numbers as :meth:`_evaluate`'s generic path, in two passes over memory."""
-        nll, mean_d, direction = self._numpy_pass("poissn", a, w, total, need_grad, self.eps)
-        value = self._numpy_value(xp, -self.weight * nll / (total * mean_d), a)
-        if not need_grad:
-            return value, None
-        # The kernel's direction is (D^p/(I^p+eps) - 1) I^(p-1): the sign and p go here.
-        scale = -self.weight * self.dp_pow / (total * mean_d)
-        return value, (_numpy_kernels.scale_in_place(direction, scale),)
+    def _value_and_scale(self, nll, mean_d, total):
+        """Value and gradient scale from the fused sums; the kernel's factor is
+        ``D^p/(I^p+eps) - 1``, so the sign and ``p`` go here."""
+        return (-self.weight * nll / (total * mean_d),
+                -self.weight * self.dp_pow / (total * mean_d))
 
 
 @register
@@ -238,21 +256,28 @@ class LossPacbed(_DataTerm):
                 "; 0 where the residual is exactly 0 (PyTorch: NaN)")
     reference = _PTYRAD
 
-    def _evaluate(self, xp, a, need_grad):
-        w, total = self._mask(xp, a)
+    def _evaluate_generic(self, xp, a, w, total, need_grad):
+        return self._evaluate_pacbed(None, xp, a, w, total, need_grad, None)
+
+    def _evaluate_fused(self, fast, xp, a, w, total, need_grad, out):
+        return self._evaluate_pacbed(fast, xp, a, w, total, need_grad, out)
+
+    def _evaluate_pacbed(self, fast, xp, a, w, total, need_grad, out):
         model, meas = a["model_dp"], a["measured_dp"]
         n = model.shape[0]
-        if is_numpy(xp):
-            # One cache-blocked read of both inputs gives every full-size sum;
-            # the rest works on (Ky, Kx) arrays, as in the generic path.
-            sum_i, sum_dn, sum_d = _numpy_kernels.pacbed_sums(model, meas, w, self.dp_pow)
-            mean_d = self._numpy_value(xp, self._normaliser(np, sum_d, w, total), a)
+        if fast is not None:
+            # One fused read of both inputs gives every full-size sum; the
+            # rest works on (Ky, Kx) arrays, as in the generic path.
+            sum_i, sum_dn, sum_d, bad_i, bad_d = fast.pacbed_sums(
+                model, meas, w, self.dp_pow, _MODEL_DP.low, _MEASURED_DP.low)
+            _check_fused(self, a, {"model_dp": bad_i, "measured_dp": bad_d})
+            mean_d = xp.asarray(self._normaliser(np, sum_d, w, total), dtype=model.dtype)
             mean_i = xp.astype(sum_i / n, model.dtype)
             mean_dn = xp.astype(sum_dn / n, model.dtype)
         else:
             mean_d = self._mean_measured(xp, power(xp, meas, self.dp_pow), w, total)
             mean_i, mean_dn = xp.mean(model, axis=0), xp.mean(meas, axis=0)
-        ip, slope = _pow_and_slope(xp, mean_i, self.dp_pow)
+        ip, chain = _pow_and_chain(xp, mean_i, self.dp_pow)
         r = ip - power(xp, mean_dn, self.dp_pow)
         rw = r if w is None else w * r
         k_total = total / n
@@ -261,14 +286,21 @@ class LossPacbed(_DataTerm):
         if not need_grad:
             return value, None
         scale = xp.where(rms > 0, self.weight / (mean_d * _nonzero(xp, rms) * total), 0.0)
-        g = _times_slope(rw * scale, slope)
-        if is_numpy(xp):
-            return value, (_numpy_kernels.broadcast_copy(g, model.shape),)
+        g = chain(rw * scale)
+        if fast is not None:
+            o, add = _fast.out_for(model, None if out is None else out[0])
+            return value, (fast.broadcast_into(g, o, add),)
         return value, (xp.broadcast_to(g, model.shape) + xp.zeros_like(model),)
 
 
 class _ObjectTerm(Loss):
     family = "ptycho"
+    _fills_out = True
+
+    def _checks_values_itself(self, arrays):
+        return self._fused and _fast.kernels(arrays) is not None
+
+    _fused: ClassVar[bool] = True  # whether the term has a fused kernel
 
     def _occu(self, xp, a):
         return xp.reshape(a["omode_occu"], (1, -1, 1, 1, 1))
@@ -303,7 +335,10 @@ class LossSparse(_ObjectTerm):
     def nonsmooth_distance(self, name, arrays):
         return np.abs(arrays[name]) if self.ln_order == 1 else None
 
-    def _evaluate(self, xp, a, need_grad):
+    def _evaluate(self, xp, a, need_grad, out=None):
+        fast = _fast.kernels(a)
+        if fast is not None:
+            return self._evaluate_fused(fast, xp, a, need_grad, out)
         x = a["objp_patches"]
         occ = a["omode_occu"]
         n = self.ln_order
@@ -330,6 +365,27 @@ class LossSparse(_ObjectTerm):
             g *= absx ** (n - 1)
         g *= xp.reshape(coef, (1, -1, 1, 1, 1))
         return value, (g,)
+
+    def _evaluate_fused(self, fast, xp, a, need_grad, out):
+        """The generic formulas on the per-mode sums of one fused pass."""
+        x = a["objp_patches"]
+        occ = np.asarray(a["omode_occu"], dtype=np.float64)
+        n = self.ln_order
+        sums, bad = fast.sparse_sums(x, n)
+        _check_fused(self, a, {"objp_patches": bad})
+        count = math.prod(x.shape) // x.shape[1]
+        m = sums / count
+        norm = m if n == 1 else m ** (1.0 / n)
+        value = xp.asarray(self.weight * np.dot(occ, norm), dtype=x.dtype)
+        if not need_grad:
+            return value, None
+        if n == 1:
+            coef = occ * (self.weight / count)
+        else:
+            coef = np.where(m > 0, occ * np.where(m > 0, m, 1.0) ** (1.0 / n - 1.0), 0.0)
+            coef = coef * (self.weight / count)
+        g, add = _fast.out_for(x, None if out is None else out[0])
+        return value, (fast.sparse_grad(x, n, coef, g, add),)
 
 
 _OBJ_TYPE = Param("both", kind="choice", choices=("amplitude", "phase", "both"),
@@ -381,6 +437,9 @@ class LossSimlar(_ObjectTerm):
                 r"((O-1)\,s\,M)]"
                 "; exact adjoints of blur and zoom; 0 where the std is 0 (PyTorch: NaN)")
     reference = _PTYRAD
+
+    _fills_out = False
+    _fused = False
 
     def _setup(self):
         self.args = _obj_args(self.obj_type)
@@ -449,7 +508,10 @@ class LossTV(_ObjectTerm):
         # The smoothed magnitude bends on the scale eps where the slope is small.
         return self.eps
 
-    def _evaluate(self, xp, a, need_grad):
+    def _evaluate(self, xp, a, need_grad, out=None):
+        fast = _fast.kernels(a)
+        if fast is not None:
+            return self._evaluate_fused(fast, xp, a, need_grad, out)
         occ = self._occu(xp, a)
         value, grads = 0.0, []
         for arg in self.args[:-1]:
@@ -460,7 +522,9 @@ class LossTV(_ObjectTerm):
             count = math.prod(x.shape) // x.shape[1]
             value = value + self.weight * xp.sum(occ * (mag - self.eps)) / count
             if need_grad:
-                c = occ * (self.weight / count) / mag
+                # With a tiny eps, eps^2 underflows and a flat patch has
+                # mag = 0: its gradient is 0, not 0/0.
+                c = xp.where(mag > 0, occ * (self.weight / count) / _nonzero(xp, mag), 0.0)
                 qy, qx = c * dy, c * dx
                 zy, zx = xp.zeros_like(x[..., :1, :]), xp.zeros_like(x[..., :1])
                 # Adjoint of the forward difference: q[i-1] - q[i], with the
@@ -468,4 +532,22 @@ class LossTV(_ObjectTerm):
                 gy = xp.concat([zy, qy[..., :-1, :]], axis=-2) - xp.concat([qy[..., :-1, :], zy], axis=-2)
                 gx = xp.concat([zx, qx[..., :-1]], axis=-1) - xp.concat([qx[..., :-1], zx], axis=-1)
                 grads.append(gy + gx)
+        return value, (tuple(grads) if need_grad else None)
+
+    def _evaluate_fused(self, fast, xp, a, need_grad, out):
+        """Value and gradient of each channel in one fused pass over it."""
+        occ = a["omode_occu"]
+        value, grads, bad = 0.0, [], {}
+        for i, arg in enumerate(self.args[:-1]):
+            x = a[arg.name]
+            count = math.prod(x.shape) // x.shape[1]
+            # eps^2 is added in the data's precision, as in the generic path.
+            eps2 = float(np.asarray(self.eps**2, dtype=x.dtype))
+            g, add = _fast.out_for(x, None if out is None else out[i])
+            total, bad[arg.name] = fast.tv_value_grad(x, self.eps, eps2, self.weight / count,
+                                                      occ, g, add)
+            value += self.weight * total / count
+            grads.append(g)
+        _check_fused(self, a, bad)
+        value = xp.asarray(value, dtype=a[self.args[0].name].dtype)
         return value, (tuple(grads) if need_grad else None)

@@ -1,0 +1,349 @@
+"""numba kernels of the PtyRAD terms and TV for NumPy float32/float64 arrays.
+
+The generic kernels in :mod:`ptyloss_xp.ptycho.terms` are written once for
+every array API namespace, so on NumPy every intermediate (``I^p``, the
+residual, the slope, ...) is one more full-size array and one more pass over
+main memory. Here each term is a loop that does all its elementwise work in
+registers:
+
+- pass 1 reads the inputs once and returns the sums that the value and the
+  gradient's scale need, together with a count of the input elements outside
+  their declared domain (non-finite, or below the ``Arg``'s bound), so that
+  the value checks cost no extra read of the data;
+- pass 2 (data terms) reads the inputs again and writes the gradient, scaled,
+  into the output (the caller's ``out=`` array, or a new one), optionally
+  adding to what it holds (the combiner's sum over terms).
+
+Recomputing the direction in pass 2 moves as many bytes as writing it
+unscaled in pass 1 and scaling it in place, and it lets each element be
+formed in float64 and rounded once: an unscaled direction such as
+``I^(p-1)`` at ``I`` near the smallest float32 overflows float32 although
+the scaled gradient does not.
+
+Sums are taken per row (pattern or slice) in float64 and the row sums are
+added in order after the parallel loop, so the result does not depend on
+the number of threads. ``fastmath={"reassoc"}`` only lets LLVM split a
+row's sum into vector lanes; no other IEEE rule is relaxed (NaN and inf
+propagate, so the domain counts see them).
+
+The generic path stays the reference: tests compare both on every parameter
+case. :func:`ptyloss_xp.ptycho._fast.kernels` decides when these run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = ["pointwise_sums", "pointwise_grad", "pacbed_sums", "sparse_sums", "sparse_grad",
+           "tv_value_grad"]
+
+_REASSOC = {"reassoc"}
+_SINGLE, _POISSN = 0, 1
+
+
+@njit(cache=True, inline="always")
+def _pow(x, p):
+    if p == 1.0:
+        return x
+    if p == 0.5:
+        return np.sqrt(x)
+    return x**p
+
+
+@njit(cache=True, inline="always")
+def _outside(x, lo, lo_open):
+    """1 where ``x`` is NaN, infinite or below its bound, else 0 (no branch)."""
+    inside = (x > lo if lo_open else x >= lo) and x < np.inf
+    return 0 if inside else 1
+
+
+@njit(cache=True, fastmath=_REASSOC)
+def _pointwise_row(kind, x, d, w, p, eps, lo_i, lo_d):
+    term = 0.0
+    sum_d = 0.0
+    bad_i = 0
+    bad_d = 0
+    has_w = w.shape[0] > 0
+    for k in range(x.shape[0]):
+        xi = np.float64(x[k])
+        di = np.float64(d[k])
+        bad_i += _outside(xi, lo_i, True)
+        bad_d += _outside(di, lo_d, False)
+        ip = _pow(xi, p)
+        dp = _pow(di, p)
+        wk = np.float64(w[k]) if has_w else 1.0
+        sum_d += wk * dp
+        if kind == _SINGLE:
+            r = ip - dp
+            term += wk * r * r
+        else:
+            term += wk * (dp * np.log(ip + eps) - ip)
+    return term, sum_d, bad_i, bad_d
+
+
+@njit(cache=True, parallel=True)
+def _pointwise_sums(kind, m2, d2, w1, p, eps, lo_i, lo_d):
+    n = m2.shape[0]
+    rows = np.empty((4, n))
+    for i in prange(n):
+        t, s, bi, bd = _pointwise_row(kind, m2[i], d2[i], w1, p, eps, lo_i, lo_d)
+        rows[0, i] = t
+        rows[1, i] = s
+        rows[2, i] = bi
+        rows[3, i] = bd
+    out = np.zeros(4)
+    for i in range(n):
+        for j in range(4):
+            out[j] += rows[j, i]
+    return out
+
+
+@njit(cache=True, parallel=True)
+def _pointwise_grad(kind, m2, d2, w1, p, eps, scale, g2, accumulate):
+    n, k_len = m2.shape
+    has_w = w1.shape[0] > 0
+    for i in prange(n):
+        x, d, g = m2[i], d2[i], g2[i]
+        for k in range(k_len):
+            xi = np.float64(x[k])
+            di = np.float64(d[k])
+            ip = _pow(xi, p)
+            dp = _pow(di, p)
+            if kind == _SINGLE:
+                q = ip - dp
+            else:
+                q = dp / (ip + eps) - 1.0
+            if has_w:
+                q *= w1[k]
+            # The slope p I^(p-1) without its constant p (in ``scale``),
+            # formed after the scale so no intermediate overflows.
+            if p == 1.0:
+                v = scale * q
+            elif p == 0.5:
+                v = scale * q / ip
+            else:
+                v = scale * q * ip / xi
+            g[k] = g[k] + v if accumulate else v
+
+
+def _flat(x):
+    """``x`` as a C-contiguous (N, prod(rest)) array; a view when it already is one."""
+    return np.ascontiguousarray(x).reshape(x.shape[0], -1)
+
+
+def _weight(w, dtype):
+    return np.empty(0, dtype=dtype) if w is None else np.ascontiguousarray(w, dtype=dtype).reshape(-1)
+
+
+def pointwise_sums(kind, model, meas, w, p, eps, lo_i, lo_d):
+    """Pass 1 of ``loss_single`` (``kind="single"``) or ``loss_poissn`` (``"poissn"``).
+
+    Returns ``(sum_term, sum_d, bad_i, bad_d)`` as float64 host scalars:
+    ``sum(W (I^p - D^p)^2)`` (single) or ``sum(W (D^p log(I^p + eps) - I^p))``
+    (poissn); ``sum(W D^p)``; and the numbers of elements of ``model`` not in
+    ``(lo_i, inf)`` and of ``meas`` not in ``[lo_d, inf)``.
+    """
+    code = _SINGLE if kind == "single" else _POISSN
+    s = _pointwise_sums(code, _flat(model), _flat(meas), _weight(w, model.dtype), float(p),
+                        float(eps), float(lo_i), float(lo_d))
+    return s[0], s[1], s[2], s[3]
+
+
+def pointwise_grad(kind, model, meas, w, p, eps, scale, out, accumulate):
+    """Pass 2: ``out = [out +] scale * q * I^(p-1)``, ``q`` the term's factor.
+
+    ``q = W (I^p - D^p)`` (single) or ``W (D^p / (I^p + eps) - 1)`` (poissn);
+    ``out`` is a C-contiguous array shaped and typed like ``model``.
+    """
+    code = _SINGLE if kind == "single" else _POISSN
+    _pointwise_grad(code, _flat(model), _flat(meas), _weight(w, model.dtype), float(p),
+                    float(eps), float(scale), out.reshape(out.shape[0], -1), accumulate)
+    return out
+
+
+@njit(cache=True, fastmath=_REASSOC)
+def _pacbed_row(d, w, p, lo_d):
+    sum_d = 0.0
+    bad = 0
+    has_w = w.shape[0] > 0
+    for k in range(d.shape[0]):
+        di = np.float64(d[k])
+        bad += _outside(di, lo_d, False)
+        wk = np.float64(w[k]) if has_w else 1.0
+        sum_d += wk * _pow(di, p)
+    return sum_d, bad
+
+
+@njit(cache=True, parallel=True)
+def _pacbed_sums(m2, d2, w1, p, lo_i, lo_d):
+    n, k_len = m2.shape
+    sum_i = np.zeros(k_len)
+    sum_dn = np.zeros(k_len)
+    bad_i = np.zeros(k_len)
+    # Columns in parallel: the sums over patterns are sums over rows, so
+    # each thread owns a band of columns and walks the rows in order.
+    n_bands = min(k_len, 64)
+    for b in prange(n_bands):
+        lo = b * k_len // n_bands
+        hi = (b + 1) * k_len // n_bands
+        for i in range(n):
+            x, d = m2[i], d2[i]
+            for k in range(lo, hi):
+                xi = np.float64(x[k])
+                sum_i[k] += xi
+                sum_dn[k] += np.float64(d[k])
+                bad_i[k] += _outside(xi, lo_i, True)
+    rows = np.empty((2, n))
+    for i in prange(n):
+        s, bd = _pacbed_row(d2[i], w1, p, lo_d)
+        rows[0, i] = s
+        rows[1, i] = bd
+    return sum_i, sum_dn, rows[0].sum(), bad_i.sum(), rows[1].sum()
+
+
+def pacbed_sums(model, meas, w, p, lo_i, lo_d):
+    """Pass 1 of ``loss_pacbed``.
+
+    Returns ``(sum_i, sum_dn, sum_d, bad_i, bad_d)``: the float64 (Ky, Kx)
+    sums over patterns of ``I`` and ``D``, ``sum(W D^p)``, and the domain
+    counts as in :func:`pointwise_sums`.
+    """
+    sum_i, sum_dn, sum_d, bad_i, bad_d = _pacbed_sums(
+        _flat(model), _flat(meas), _weight(w, model.dtype), float(p), float(lo_i), float(lo_d))
+    shape = model.shape[1:]
+    return sum_i.reshape(shape), sum_dn.reshape(shape), sum_d, bad_i, bad_d
+
+
+@njit(cache=True, parallel=True)
+def _broadcast_into(g1, out2, accumulate):
+    for i in prange(out2.shape[0]):
+        row = out2[i]
+        for k in range(row.shape[0]):
+            row[k] = row[k] + g1[k] if accumulate else g1[k]
+
+
+def broadcast_into(g, out, accumulate):
+    """``out[n] = [out[n] +] g`` for every pattern ``n``; ``g`` is (Ky, Kx)."""
+    _broadcast_into(np.ascontiguousarray(g, dtype=out.dtype).reshape(-1),
+                    out.reshape(out.shape[0], -1), accumulate)
+    return out
+
+
+@njit(cache=True, fastmath=_REASSOC)
+def _abs_pow_row(x, order):
+    s = 0.0
+    bad = 0
+    for k in range(x.shape[0]):
+        v = np.float64(x[k])
+        bad += 0 if abs(v) < np.inf else 1
+        a = abs(v)
+        s += a if order == 1 else a**order
+    return s, bad
+
+
+@njit(cache=True, parallel=True)
+def _sparse_sums(x3, order):
+    n, n_modes, _ = x3.shape
+    rows = np.empty((n, n_modes))
+    bads = np.empty((n, n_modes))
+    for i in prange(n):
+        for o in range(n_modes):
+            s, b = _abs_pow_row(x3[i, o], order)
+            rows[i, o] = s
+            bads[i, o] = b
+    sums = np.zeros(n_modes)
+    for i in range(n):
+        for o in range(n_modes):
+            sums[o] += rows[i, o]
+    return sums, bads.sum()
+
+
+def sparse_sums(x, order):
+    """``(sum_{n,z,y,x} |x|^order per mode (float64, (O,)), non-finite count)``."""
+    return _sparse_sums(np.ascontiguousarray(x).reshape(x.shape[0], x.shape[1], -1), int(order))
+
+
+@njit(cache=True, parallel=True)
+def _sparse_grad(x3, order, coef, g3, accumulate):
+    n, n_modes, k_len = x3.shape
+    for i in prange(n):
+        for o in range(n_modes):
+            x, g, c = x3[i, o], g3[i, o], coef[o]
+            for k in range(k_len):
+                v = np.float64(x[k])
+                s = c * np.sign(v)
+                if order > 1:
+                    s *= abs(v) ** (order - 1)
+                g[k] = g[k] + s if accumulate else s
+
+
+def sparse_grad(x, order, coef, out, accumulate):
+    """``out = [out +] coef_o sign(x) |x|^(order-1)``; ``coef`` float64 (O,)."""
+    _sparse_grad(np.ascontiguousarray(x).reshape(x.shape[0], x.shape[1], -1), int(order),
+                 np.asarray(coef, dtype=np.float64), out.reshape(out.shape[0], out.shape[1], -1),
+                 accumulate)
+    return out
+
+
+@njit(cache=True, fastmath=_REASSOC)
+def _tv_slice(x, eps, eps2, c, g, accumulate, qy_prev, qx_row):
+    """One (Ny, Nx) slice: returns ``(sum(mag - eps), non-finite count)``; writes ``c * grad``.
+
+    Row ``i`` of the gradient is ``qy[i-1] - qy[i] + qx[:, j-1] - qx[:, j]``
+    with ``q = c * d / mag`` (0 past the edges, and where ``mag`` is 0 because
+    ``eps^2`` underflowed on a flat patch: the gradient there is 0).
+    """
+    ny, nx = x.shape
+    total = 0.0
+    bad = 0
+    for j in range(nx):
+        qy_prev[j] = 0.0
+    for i in range(ny):
+        last_row = i == ny - 1
+        qx_left = 0.0
+        for j in range(nx):
+            v = np.float64(x[i, j])
+            bad += 0 if abs(v) < np.inf else 1
+            dy = 0.0 if last_row else np.float64(x[i + 1, j]) - v
+            dx = 0.0 if j == nx - 1 else np.float64(x[i, j + 1]) - v
+            mag = np.sqrt(dy * dy + dx * dx + eps2)
+            total += mag - eps
+            inv = c / mag if mag > 0.0 else 0.0
+            qy = dy * inv
+            qx = dx * inv
+            gv = qy_prev[j] - qy + qx_left - qx
+            qy_prev[j] = qy
+            qx_left = qx
+            qx_row[j] = gv
+        row = g[i]
+        for j in range(nx):
+            row[j] = row[j] + qx_row[j] if accumulate else qx_row[j]
+    return total, bad
+
+
+@njit(cache=True, parallel=True)
+def _tv(x3, eps, eps2, coef, g3, accumulate):
+    n_slices, _, nx = x3.shape
+    sums = np.empty(n_slices)
+    bads = np.empty(n_slices)
+    for s in prange(n_slices):
+        t, b = _tv_slice(x3[s], eps, eps2, coef[s], g3[s], accumulate, np.empty(nx), np.empty(nx))
+        sums[s] = t
+        bads[s] = b
+    return sums, bads.sum()
+
+
+def tv_value_grad(x, eps, eps2, scale, occu, out, accumulate):
+    """Value and gradient of TV in one pass over ``x`` (N, O, Z, Y, X).
+
+    Returns ``(sum_o occu_o sum(mag - eps) (float64), non-finite count)`` and
+    writes ``[out +] scale * occu_o * grad`` into ``out``. ``eps2`` is ``eps^2``
+    rounded to the data's dtype, as the generic path adds it.
+    """
+    n, _, nz, ny, nx = x.shape
+    # Slice (n, o, z) of the C-ordered (N*O*Z, Ny, Nx) stack has weight occu[o].
+    coef = np.tile(np.repeat(np.asarray(occu, dtype=np.float64), nz), n)
+    sums, bad = _tv(np.ascontiguousarray(x).reshape(-1, ny, nx), float(eps), float(eps2),
+                    coef * scale, out.reshape(-1, ny, nx), accumulate)
+    return float(np.dot(coef, sums)), bad
