@@ -153,6 +153,19 @@ def bench_case(backend, torch, case, arrays, bandwidth, warmup, repeats):
     return row
 
 
+def compile_seconds():
+    """Seconds of the first float32 call of every fused term on a tiny problem:
+    the numba compile, or the load from its cache."""
+    import time
+
+    tiny = make_inputs(2, 8, 2)
+    start = time.perf_counter()
+    for case in cases():
+        if "simlar" not in case.label:
+            case.library({n: getattr(tiny, n) for n in case.args})
+    return time.perf_counter() - start
+
+
 def format_table(rows):
     """Markdown table of the rows (one backend, one size)."""
     head = ["case", "ms", "roof ms", "x roof", "torch ms", "torch/lib", "naive ms",
@@ -183,8 +196,8 @@ def main(argv=None):
     parser.add_argument("--value-checks", action="store_true",
                         help="time the library with its input value checks on")
     parser.add_argument("--generic-path", action="store_true",
-                        help="switch the NumPy fast paths off: time the generic array API "
-                             "kernels on NumPy (the before of a before/after)")
+                        help="switch the fused (numba) kernels off: time the generic array "
+                             "API kernels on NumPy (the before of a before/after)")
     parser.add_argument("--torch-threads", type=int, metavar="N",
                         help="PyTorch intra-op threads (default: PyTorch's own choice)")
     parser.add_argument("--markdown", metavar="PATH", help="also write the report to PATH")
@@ -196,18 +209,22 @@ def main(argv=None):
     torch = _torch()
     if torch is not None and args.torch_threads:
         torch.set_num_threads(args.torch_threads)
-    if args.generic_path:
-        # The data terms dispatch on this one name; the generic kernels are
-        # the reference the fast paths are tested against.
-        from ptyloss_xp.ptycho import terms
+    from ptyloss_xp.ptycho import _fast
 
-        terms.is_numpy = lambda xp: False
+    if args.generic_path:
+        # The terms dispatch on this one function; the generic kernels are
+        # the reference the fast paths are tested against.
+        _fast.kernels = lambda arrays: None
 
     report = [f"Run {datetime.datetime.now():%Y-%m-%d %H:%M}, command: "
               f"`python benchmarks/run.py {' '.join(sys.argv[1:] if argv is None else argv)}`"]
     report += [f"- {fact}" for fact in machine(torch)]
+    fused = _fast.kernels({"x": np.zeros(1, np.float32)}) is not None
     report.append(f"- library value checks: {'on' if args.value_checks else 'off'}; "
-                  f"NumPy fast paths: {'off' if args.generic_path else 'on'}")
+                  f"fused numba kernels: {'on' if fused else 'off'}")
+    if fused:
+        report.append(f"- first call (numba compile or cache load), every fused term: "
+                      f"{compile_seconds():.2f} s")
     report.append(f"- load average at start: {os.getloadavg()[0]:.2f}")
     print("\n".join(report), flush=True)
     with pl.check_values(args.value_checks):

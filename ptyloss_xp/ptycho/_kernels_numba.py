@@ -14,11 +14,11 @@ registers:
   into the output (the caller's ``out=`` array, or a new one), optionally
   adding to what it holds (the combiner's sum over terms).
 
-Recomputing the direction in pass 2 moves as many bytes as writing it
-unscaled in pass 1 and scaling it in place, and it lets each element be
-formed in float64 and rounded once: an unscaled direction such as
-``I^(p-1)`` at ``I`` near the smallest float32 overflows float32 although
-the scaled gradient does not.
+Recomputing the factors in pass 2 moves as many bytes as writing an
+unscaled direction in pass 1 and scaling it in place, and it lets the small
+scale enter each element first: the unscaled ``I^(p-1)`` at ``I`` near the
+smallest float32 overflows although the gradient does not. Elementwise work
+is done in the data's dtype, as in the generic path; TV works in float64.
 
 Sums are taken per row (pattern or slice) in float64 and the row sums are
 added in order after the parallel loop, so the result does not depend on
@@ -44,42 +44,80 @@ _SINGLE, _POISSN = 0, 1
 
 @njit(cache=True, inline="always")
 def _pow(x, p):
-    if p == 1.0:
+    if p == 1:
         return x
     if p == 0.5:
         return np.sqrt(x)
+    if p == 2:
+        return x * x
     return x**p
 
 
+# Domain counts: 1 where ``x`` is NaN, infinite or below its bound, else 0,
+# without a branch so the count stays in a vector lane (``x - x`` is NaN for
+# inf and NaN). A float32 count saturates but never returns to 0: enough for
+# "any". Two functions, not a flag, so no select survives in the loop.
 @njit(cache=True, inline="always")
-def _outside(x, lo, lo_open):
-    """1 where ``x`` is NaN, infinite or below its bound, else 0 (no branch)."""
-    inside = (x > lo if lo_open else x >= lo) and x < np.inf
-    return 0 if inside else 1
+def _outside_open(x, lo):
+    return np.float32(1.0) - np.float32((x > lo) & (x - x == 0))
+
+
+@njit(cache=True, inline="always")
+def _outside_closed(x, lo):
+    return np.float32(1.0) - np.float32((x >= lo) & (x - x == 0))
 
 
 @njit(cache=True, fastmath=_REASSOC)
-def _pointwise_row(kind, x, d, w, p, eps, lo_i, lo_d):
+def _single_row(x, d, w, p, eps, lo_i, lo_d):
     term = 0.0
     sum_d = 0.0
-    bad_i = 0
-    bad_d = 0
+    bad_i = np.float32(0.0)
+    bad_d = np.float32(0.0)
     has_w = w.shape[0] > 0
     for k in range(x.shape[0]):
-        xi = np.float64(x[k])
-        di = np.float64(d[k])
-        bad_i += _outside(xi, lo_i, True)
-        bad_d += _outside(di, lo_d, False)
+        xi = x[k]
+        di = d[k]
+        bad_i += _outside_open(xi, lo_i)
+        bad_d += _outside_closed(di, lo_d)
+        dp = _pow(di, p)
+        r = _pow(xi, p) - dp
+        t = r * r
+        if has_w:
+            t = w[k] * t
+            dp = w[k] * dp
+        term += np.float64(t)
+        sum_d += np.float64(dp)
+    return term, sum_d, bad_i, bad_d
+
+
+@njit(cache=True, fastmath=_REASSOC)
+def _poissn_row(x, d, w, p, eps, lo_i, lo_d):
+    term = 0.0
+    sum_d = 0.0
+    bad_i = np.float32(0.0)
+    bad_d = np.float32(0.0)
+    has_w = w.shape[0] > 0
+    for k in range(x.shape[0]):
+        xi = x[k]
+        di = d[k]
+        bad_i += _outside_open(xi, lo_i)
+        bad_d += _outside_closed(di, lo_d)
         ip = _pow(xi, p)
         dp = _pow(di, p)
-        wk = np.float64(w[k]) if has_w else 1.0
-        sum_d += wk * dp
-        if kind == _SINGLE:
-            r = ip - dp
-            term += wk * r * r
-        else:
-            term += wk * (dp * np.log(ip + eps) - ip)
+        t = dp * np.log(ip + eps) - ip
+        if has_w:
+            t = w[k] * t
+            dp = w[k] * dp
+        term += np.float64(t)
+        sum_d += np.float64(dp)
     return term, sum_d, bad_i, bad_d
+
+
+@njit(cache=True, inline="always")
+def _pointwise_row(kind, x, d, w, p, eps, lo_i, lo_d):
+    if kind == _SINGLE:
+        return _single_row(x, d, w, p, eps, lo_i, lo_d)
+    return _poissn_row(x, d, w, p, eps, lo_i, lo_d)
 
 
 @njit(cache=True, parallel=True)
@@ -99,32 +137,49 @@ def _pointwise_sums(kind, m2, d2, w1, p, eps, lo_i, lo_d):
     return out
 
 
+@njit(cache=True, inline="always")
+def _chain(v, xi, ip, p):
+    """``v * I^(p-1)`` from ``I^p``, after the small scale has entered ``v``:
+    ``I^(p-1)`` alone overflows near the smallest float32 where the
+    gradient does not (the same order as the generic path)."""
+    if p == 1:
+        return v
+    if p == 0.5:
+        return v / ip
+    return v * ip / xi
+
+
+@njit(cache=True)
+def _single_grad_row(x, d, w, p, eps, scale, g, accumulate):
+    has_w = w.shape[0] > 0
+    for k in range(x.shape[0]):
+        xi = x[k]
+        ip = _pow(xi, p)
+        c = w[k] * scale if has_w else scale
+        v = _chain(c * (ip - _pow(d[k], p)), xi, ip, p)
+        g[k] = g[k] + v if accumulate else v
+
+
+@njit(cache=True)
+def _poissn_grad_row(x, d, w, p, eps, scale, g, accumulate):
+    has_w = w.shape[0] > 0
+    for k in range(x.shape[0]):
+        xi = x[k]
+        ip = _pow(xi, p)
+        c = w[k] * scale if has_w else scale
+        # c D^p / (I^p + eps) - c, not c (D^p / (I^p + eps) - 1): the ratio
+        # alone overflows for eps = 0 and I near the smallest float32.
+        v = _chain(c * _pow(d[k], p) / (ip + eps) - c, xi, ip, p)
+        g[k] = g[k] + v if accumulate else v
+
+
 @njit(cache=True, parallel=True)
 def _pointwise_grad(kind, m2, d2, w1, p, eps, scale, g2, accumulate):
-    n, k_len = m2.shape
-    has_w = w1.shape[0] > 0
-    for i in prange(n):
-        x, d, g = m2[i], d2[i], g2[i]
-        for k in range(k_len):
-            xi = np.float64(x[k])
-            di = np.float64(d[k])
-            ip = _pow(xi, p)
-            dp = _pow(di, p)
-            if kind == _SINGLE:
-                q = ip - dp
-            else:
-                q = dp / (ip + eps) - 1.0
-            if has_w:
-                q *= w1[k]
-            # The slope p I^(p-1) without its constant p (in ``scale``),
-            # formed after the scale so no intermediate overflows.
-            if p == 1.0:
-                v = scale * q
-            elif p == 0.5:
-                v = scale * q / ip
-            else:
-                v = scale * q * ip / xi
-            g[k] = g[k] + v if accumulate else v
+    for i in prange(m2.shape[0]):
+        if kind == _SINGLE:
+            _single_grad_row(m2[i], d2[i], w1, p, eps, scale, g2[i], accumulate)
+        else:
+            _poissn_grad_row(m2[i], d2[i], w1, p, eps, scale, g2[i], accumulate)
 
 
 def _flat(x):
@@ -145,8 +200,9 @@ def pointwise_sums(kind, model, meas, w, p, eps, lo_i, lo_d):
     ``(lo_i, inf)`` and of ``meas`` not in ``[lo_d, inf)``.
     """
     code = _SINGLE if kind == "single" else _POISSN
-    s = _pointwise_sums(code, _flat(model), _flat(meas), _weight(w, model.dtype), float(p),
-                        float(eps), float(lo_i), float(lo_d))
+    c = model.dtype.type
+    s = _pointwise_sums(code, _flat(model), _flat(meas), _weight(w, model.dtype), c(p), c(eps),
+                        c(lo_i), c(lo_d))
     return s[0], s[1], s[2], s[3]
 
 
@@ -154,24 +210,26 @@ def pointwise_grad(kind, model, meas, w, p, eps, scale, out, accumulate):
     """Pass 2: ``out = [out +] scale * q * I^(p-1)``, ``q`` the term's factor.
 
     ``q = W (I^p - D^p)`` (single) or ``W (D^p / (I^p + eps) - 1)`` (poissn);
-    ``out`` is a C-contiguous array shaped and typed like ``model``.
+    ``out`` is a C-contiguous array shaped and typed like ``model``. Every
+    element is computed in the data's dtype, like the generic path.
     """
     code = _SINGLE if kind == "single" else _POISSN
-    _pointwise_grad(code, _flat(model), _flat(meas), _weight(w, model.dtype), float(p),
-                    float(eps), float(scale), out.reshape(out.shape[0], -1), accumulate)
+    c = model.dtype.type
+    _pointwise_grad(code, _flat(model), _flat(meas), _weight(w, model.dtype), c(p), c(eps),
+                    c(scale), out.reshape(out.shape[0], -1), accumulate)
     return out
 
 
 @njit(cache=True, fastmath=_REASSOC)
 def _pacbed_row(d, w, p, lo_d):
     sum_d = 0.0
-    bad = 0
+    bad = np.float32(0.0)
     has_w = w.shape[0] > 0
     for k in range(d.shape[0]):
-        di = np.float64(d[k])
-        bad += _outside(di, lo_d, False)
-        wk = np.float64(w[k]) if has_w else 1.0
-        sum_d += wk * _pow(di, p)
+        di = d[k]
+        bad += _outside_closed(di, lo_d)
+        dp = _pow(di, p)
+        sum_d += np.float64(w[k] * dp if has_w else dp)
     return sum_d, bad
 
 
@@ -190,10 +248,10 @@ def _pacbed_sums(m2, d2, w1, p, lo_i, lo_d):
         for i in range(n):
             x, d = m2[i], d2[i]
             for k in range(lo, hi):
-                xi = np.float64(x[k])
-                sum_i[k] += xi
+                xi = x[k]
+                sum_i[k] += np.float64(xi)
                 sum_dn[k] += np.float64(d[k])
-                bad_i[k] += _outside(xi, lo_i, True)
+                bad_i[k] += _outside_open(xi, lo_i)
     rows = np.empty((2, n))
     for i in prange(n):
         s, bd = _pacbed_row(d2[i], w1, p, lo_d)
@@ -209,8 +267,9 @@ def pacbed_sums(model, meas, w, p, lo_i, lo_d):
     sums over patterns of ``I`` and ``D``, ``sum(W D^p)``, and the domain
     counts as in :func:`pointwise_sums`.
     """
+    c = model.dtype.type
     sum_i, sum_dn, sum_d, bad_i, bad_d = _pacbed_sums(
-        _flat(model), _flat(meas), _weight(w, model.dtype), float(p), float(lo_i), float(lo_d))
+        _flat(model), _flat(meas), _weight(w, model.dtype), c(p), c(lo_i), c(lo_d))
     shape = model.shape[1:]
     return sum_i.reshape(shape), sum_dn.reshape(shape), sum_d, bad_i, bad_d
 
@@ -233,12 +292,12 @@ def broadcast_into(g, out, accumulate):
 @njit(cache=True, fastmath=_REASSOC)
 def _abs_pow_row(x, order):
     s = 0.0
-    bad = 0
+    bad = np.float32(0.0)
     for k in range(x.shape[0]):
-        v = np.float64(x[k])
-        bad += 0 if abs(v) < np.inf else 1
+        v = x[k]
+        bad += np.float32(1.0) - np.float32(v - v == 0)
         a = abs(v)
-        s += a if order == 1 else a**order
+        s += np.float64(a if order == 1 else a**order)
     return s, bad
 
 
@@ -271,7 +330,7 @@ def _sparse_grad(x3, order, coef, g3, accumulate):
         for o in range(n_modes):
             x, g, c = x3[i, o], g3[i, o], coef[o]
             for k in range(k_len):
-                v = np.float64(x[k])
+                v = x[k]
                 s = c * np.sign(v)
                 if order > 1:
                     s *= abs(v) ** (order - 1)
@@ -279,9 +338,9 @@ def _sparse_grad(x3, order, coef, g3, accumulate):
 
 
 def sparse_grad(x, order, coef, out, accumulate):
-    """``out = [out +] coef_o sign(x) |x|^(order-1)``; ``coef`` float64 (O,)."""
+    """``out = [out +] coef_o sign(x) |x|^(order-1)``; ``coef`` (O,), rounded to the data's dtype."""
     _sparse_grad(np.ascontiguousarray(x).reshape(x.shape[0], x.shape[1], -1), int(order),
-                 np.asarray(coef, dtype=np.float64), out.reshape(out.shape[0], out.shape[1], -1),
+                 np.asarray(coef, dtype=x.dtype), out.reshape(out.shape[0], out.shape[1], -1),
                  accumulate)
     return out
 
