@@ -201,8 +201,8 @@ class Loss:
         return self._value_and_grad(arrays, kw, out, add=False)
 
     def _value_and_grad(self, arrays, kw, out, add):
-        """:meth:`value_and_grad`; with ``add`` the gradient is added to ``out``
-        (the combiner's sum over terms)."""
+        """:meth:`value_and_grad`; with ``add`` (a bool, or one per ``wrt``
+        name) the gradient is added to ``out`` (the combiner's sum over terms)."""
         with deferred_checks() as guard:
             xp, a, _ = self.bind(arrays, kw)
             outs = None if out is None else self._bind_out(a, out, add)
@@ -238,7 +238,8 @@ class Loss:
                 msg = (f"{self.name}: out for {name!r} shares memory with an input or another "
                        "out; the inputs are never modified, so give a separate array")
                 raise ValueError(msg)
-        return tuple((o, add) for o in outs)
+        adds = add if isinstance(add, tuple) else (add,) * len(outs)
+        return tuple(zip(outs, adds))
 
     def nonsmooth_distance(self, name: str, arrays: dict):
         """Distance from each element of argument ``name`` to the nearest

@@ -168,7 +168,7 @@ class CombinedLoss:
             lines.append(f"{t:12s}  {'on ' if c['state'] else 'off'}  {settings}")
         return "\n".join(lines)
 
-    def _run(self, arrays, need_grad):
+    def _run(self, arrays, need_grad, out=None):
         given = {k: v for k, v in arrays.items() if v is not None}
         xp = namespace(given)
         ref = given.get("model_dp", next(iter(given.values())))
@@ -184,7 +184,13 @@ class CombinedLoss:
                 msg = f"CombinedLoss: term {t} is on and needs {', '.join(missing)}, which was not given"
                 raise TypeError(msg)
             kw = {n: arrays.get(n) for n in names}
-            if need_grad:
+            if need_grad and out is not None:
+                # The first term of a variable writes its out array, the
+                # next ones add to it: no gradient is allocated per call.
+                add = tuple(name in grads for name in loss.wrt)
+                v, _ = loss._value_and_grad((), kw, tuple(out[n] for n in loss.wrt), add)
+                grads.update((name, out[name]) for name in loss.wrt)
+            elif need_grad:
                 v, g = loss.value_and_grad(**kw)
                 g = (g,) if len(loss.wrt) == 1 else g
                 for name, gi in zip(loss.wrt, g):
@@ -207,9 +213,23 @@ class CombinedLoss:
         """The total loss as a 0-d array."""
         return self._run(self._check_names(arrays), False)[0]
 
-    def value_and_grad(self, **arrays) -> CombinedResult:
-        """Total, weighted terms and per-variable gradients in one pass."""
-        total, terms, grads = self._run(self._check_names(arrays), True)
+    def value_and_grad(self, out=None, **arrays) -> CombinedResult:
+        """Total, weighted terms and per-variable gradients in one pass.
+
+        ``out``, optional: a dict with an array for every name in :attr:`wrt`
+        (shaped and typed like that input, sharing no memory with any
+        input); the summed gradients are written there and returned in
+        ``grads``, so that a solver loop allocates no gradient per call.
+        """
+        arrays = self._check_names(arrays)
+        if out is not None:
+            missing = [n for n in self.wrt if n not in out]
+            extra = [n for n in out if n not in self.wrt]
+            if missing or extra:
+                msg = (f"CombinedLoss: out must have exactly the keys {', '.join(self.wrt)}; "
+                       f"missing {missing or 'none'}, not differentiated {extra or 'none'}")
+                raise TypeError(msg)
+        total, terms, grads = self._run(arrays, True, out)
         return CombinedResult(total, terms, grads)
 
     @staticmethod

@@ -219,7 +219,10 @@ class LossPoissn(_DataTerm):
         value = -self.weight * nll / (total * mean_d)
         if not need_grad:
             return value, None
-        g = (1.0 - dp / shifted) * (self.weight / (total * mean_d))
+        # c - c D^p / (I^p + eps), not c (1 - D^p / (I^p + eps)): the ratio
+        # alone overflows float32 for eps = 0 and I near its smallest value.
+        c = self.weight / (total * mean_d)
+        g = c - c * dp / shifted
         if w is not None:
             g = w * g
         return value, (chain(g),)
