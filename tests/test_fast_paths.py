@@ -304,7 +304,8 @@ def test_poissn_without_eps_near_1e45_is_stable_or_overflows_as_float32(monkeypa
     arrays["measured_dp"][0, 0, :2] = 1.0
     arrays["model_dp"][0, 0, :2] = [1e-38, 1e-45]
     loss = pl.get("loss_poissn", eps=0.0)
-    g = loss.grad(**arrays)
+    with np.errstate(over="ignore"):  # the one element whose gradient is beyond float32
+        g = loss.grad(**arrays)
     g64 = loss.grad(**{k: v.astype(np.float64) for k, v in arrays.items()})
     fits = np.abs(g64) <= np.finfo(np.float32).max
     assert fits[0, 0, 0] and not fits[0, 0, 1]
