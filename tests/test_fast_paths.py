@@ -127,14 +127,17 @@ def _object_inputs(loss, dtype, seed=1):
     return arrays
 
 
-@pytest.mark.parametrize("name", ["loss_sparse", "loss_tv"])
+@pytest.mark.parametrize("name", ["loss_sparse", "loss_tv", "loss_simlar"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_object_terms_match_generic_on_every_param_case(monkeypatch, name, dtype):
     for params in _params(name):
         loss = pl.get(name, **params)
         arrays = _object_inputs(loss, dtype)
         v, g = loss.value_and_grad(**arrays)
-        v_ref, g_ref = _generic(monkeypatch, loss, arrays)
+        # The reference is the generic path in float64: in float32 the std
+        # over nearly equal modes loses digits in the generic path that the
+        # fused one (float64 inside) keeps.
+        v_ref, g_ref = _generic(monkeypatch, loss, {k: x.astype(np.float64) for k, x in arrays.items()})
         assert v.dtype == np.dtype(dtype)
         _assert_close(v, v_ref, dtype)
         for gi, ri in zip(g if isinstance(g, tuple) else (g,), g_ref if isinstance(g_ref, tuple) else (g_ref,)):
@@ -173,9 +176,9 @@ def test_fused_pass_refuses_bad_values_with_the_generic_message(name, which, bad
         pl.get(name).value(**arrays)  # no check, no error
 
 
-@pytest.mark.parametrize("name", ["loss_sparse", "loss_tv"])
+@pytest.mark.parametrize("name", ["loss_sparse", "loss_tv", "loss_simlar"])
 def test_fused_object_terms_refuse_non_finite(name):
-    loss = pl.get(name)
+    loss = pl.get(name, **({"obj_type": "phase"} if name == "loss_simlar" else {}))
     arrays = _object_inputs(loss, "float64")
     arrays["objp_patches"][0, 1, 0, 2, 2] = np.nan
     with pytest.raises(ValueError, match=f"{name}: argument 'objp_patches' must be finite"):

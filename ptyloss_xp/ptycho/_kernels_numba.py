@@ -406,3 +406,174 @@ def tv_value_grad(x, eps, eps2, scale, occu, out, accumulate):
     sums, bad = _tv(np.ascontiguousarray(x).reshape(-1, ny, nx), float(eps), float(eps2),
                     coef * scale, out.reshape(-1, ny, nx), accumulate)
     return float(np.dot(coef, sums)), bad
+
+
+def band(m, n):
+    """A (n_out, n_in) operator matrix (``None``: identity of size ``n``) as a band:
+    ``(lo, w)`` with ``out[i] = sum_t w[i, t] * x[lo[i] + t]``.
+
+    The coefficients are the matrix's own, so the banded passes give the
+    dense products' numbers (up to the order of the sums).
+    """
+    if m is None:
+        return np.arange(n, dtype=np.int64), np.ones((n, 1))
+    nz = m != 0
+    lo = np.argmax(nz, axis=1)
+    hi = m.shape[1] - np.argmax(nz[:, ::-1], axis=1)
+    width = int(np.max(hi - lo))
+    lo = np.minimum(lo, m.shape[1] - width)
+    idx = lo[:, None] + np.arange(width)
+    return lo.astype(np.int64), np.take_along_axis(m, idx, axis=1).copy()
+
+
+@njit(cache=True)
+def _band_x(a, lo, w, out):
+    nz, ny, _ = a.shape
+    for z in range(nz):
+        for y in range(ny):
+            for i in range(lo.shape[0]):
+                s = 0.0
+                for t in range(w.shape[1]):
+                    s += w[i, t] * a[z, y, lo[i] + t]
+                out[z, y, i] = s
+
+
+@njit(cache=True)
+def _band_y(a, lo, w, out):
+    for z in range(a.shape[0]):
+        for i in range(lo.shape[0]):
+            row = out[z, i]
+            row[:] = 0.0
+            for t in range(w.shape[1]):
+                c = w[i, t]
+                src = a[z, lo[i] + t]
+                for x in range(row.shape[0]):
+                    row[x] += c * src[x]
+
+
+@njit(cache=True)
+def _band_z(a, lo, w, out):
+    for i in range(lo.shape[0]):
+        plane = out[i]
+        plane[:, :] = 0.0
+        for t in range(w.shape[1]):
+            c = w[i, t]
+            src = a[lo[i] + t]
+            for y in range(plane.shape[0]):
+                for x in range(plane.shape[1]):
+                    plane[y, x] += c * src[y, x]
+
+
+@njit(cache=True)
+def _band_x_t(g, lo, w, out):
+    nz, ny, _ = g.shape
+    out[:, :, :] = 0.0
+    for z in range(nz):
+        for y in range(ny):
+            for i in range(lo.shape[0]):
+                gi = g[z, y, i]
+                for t in range(w.shape[1]):
+                    out[z, y, lo[i] + t] += w[i, t] * gi
+
+
+@njit(cache=True)
+def _band_y_t(g, lo, w, out):
+    out[:, :, :] = 0.0
+    for z in range(g.shape[0]):
+        for i in range(lo.shape[0]):
+            src = g[z, i]
+            for t in range(w.shape[1]):
+                c = w[i, t]
+                row = out[z, lo[i] + t]
+                for x in range(row.shape[0]):
+                    row[x] += c * src[x]
+
+
+@njit(cache=True)
+def _band_z_t(g, lo, w, out):
+    out[:, :, :] = 0.0
+    for i in range(lo.shape[0]):
+        for t in range(w.shape[1]):
+            c = w[i, t]
+            plane = out[lo[i] + t]
+            src = g[i]
+            for y in range(plane.shape[0]):
+                for x in range(plane.shape[1]):
+                    plane[y, x] += c * src[y, x]
+
+
+@njit(cache=True, parallel=True)
+def _simlar(x5, occ, lz, wz, ly, wy, lx, wx, scale, g5, need_grad, accumulate):
+    n, n_modes, nz, ny, nx = x5.shape
+    oz, oy, ox = lz.shape[0], ly.shape[0], lx.shape[0]
+    sums = np.empty(n)
+    bads = np.empty(n)
+    for i in prange(n):
+        u = np.empty((n_modes, oz, oy, ox))
+        t1 = np.empty((nz, ny, ox))
+        t2 = np.empty((nz, oy, ox))
+        bad = 0.0
+        for o in range(n_modes):
+            xo = x5[i, o]
+            for z in range(nz):
+                for y in range(ny):
+                    for k in range(nx):
+                        v = xo[z, y, k]
+                        bad += 0.0 if v - v == 0 else 1.0
+            _band_x(xo, lx, wx, t1)
+            _band_y(t1, ly, wy, t2)
+            _band_z(t2, lz, wz, u[o])
+            u[o] *= occ[o]
+        # Std over modes (unbiased), then its gradient in place of u.
+        total = 0.0
+        for z in range(oz):
+            for y in range(oy):
+                for k in range(ox):
+                    mean = 0.0
+                    for o in range(n_modes):
+                        mean += u[o, z, y, k]
+                    mean /= n_modes
+                    ss = 0.0
+                    for o in range(n_modes):
+                        d = u[o, z, y, k] - mean
+                        u[o, z, y, k] = d
+                        ss += d * d
+                    s = np.sqrt(ss / (n_modes - 1))
+                    total += s
+                    inv = scale / s if s > 0 else 0.0
+                    for o in range(n_modes):
+                        u[o, z, y, k] *= inv * occ[o]
+        sums[i] = total
+        bads[i] = bad
+        if need_grad:
+            b1 = np.empty((nz, oy, ox))
+            b2 = np.empty((nz, ny, ox))
+            b3 = np.empty((nz, ny, nx))
+            for o in range(n_modes):
+                _band_z_t(u[o], lz, wz, b1)
+                _band_y_t(b1, ly, wy, b2)
+                _band_x_t(b2, lx, wx, b3)
+                go = g5[i, o]
+                for z in range(nz):
+                    for y in range(ny):
+                        for k in range(nx):
+                            go[z, y, k] = go[z, y, k] + b3[z, y, k] if accumulate else b3[z, y, k]
+    total = 0.0
+    for i in range(n):
+        total += sums[i]
+    return total, bads.sum()
+
+
+def simlar_value_grad(x, occu, mats, scale, out, need_grad, accumulate):
+    """``loss_simlar``'s ``T`` for one channel in one pass per pattern.
+
+    Blur and zoom run as banded passes along x, y, z (``mats`` from
+    :func:`.operators.axis_operators`), fused with the std over modes and,
+    with ``need_grad``, the adjoint passes: ``out = [out +] dT/dx * scale``
+    where ``scale = w / (count (O - 1))``. Returns ``(sum of the std over
+    the output grid (float64), non-finite count of x)``.
+    """
+    (lz, wz), (ly, wy), (lx, wx) = (band(m, s) for m, s in zip(mats, x.shape[2:]))
+    g = out if need_grad else np.empty((1,) * 5, dtype=x.dtype)
+    return _simlar(np.ascontiguousarray(x), np.asarray(occu, dtype=np.float64), lz, wz, ly, wy,
+                   lx, wx, float(scale), g, need_grad, accumulate)

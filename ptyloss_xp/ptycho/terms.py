@@ -441,9 +441,6 @@ class LossSimlar(_ObjectTerm):
                 "; exact adjoints of blur and zoom; 0 where the std is 0 (PyTorch: NaN)")
     reference = _PTYRAD
 
-    _fills_out = False
-    _fused = False
-
     def _setup(self):
         self.args = _obj_args(self.obj_type)
 
@@ -455,7 +452,10 @@ class LossSimlar(_ObjectTerm):
         u = arrays["omode_occu"].reshape(1, -1, 1, 1, 1) * apply_along(np, x, mats)
         return float(np.min(np.std(u, axis=1)))
 
-    def _evaluate(self, xp, a, need_grad):
+    def _evaluate(self, xp, a, need_grad, out=None):
+        fast = _fast.kernels(a)
+        if fast is not None:
+            return self._evaluate_fused(fast, xp, a, need_grad, out)
         occ = self._occu(xp, a)
         value, grads = 0.0, []
         for arg in self.args[:-1]:
@@ -470,6 +470,24 @@ class LossSimlar(_ObjectTerm):
                 scale = self.weight / (count * (u.shape[1] - 1))
                 inv = xp.where(s > 0, scale / _nonzero(xp, s), 0.0)
                 grads.append(apply_adjoint_along(xp, occ * d * inv, mats))
+        return value, (tuple(grads) if need_grad else None)
+
+    def _evaluate_fused(self, fast, xp, a, need_grad, out):
+        """Banded blur and zoom fused with the std over modes, one pass per channel."""
+        occ = a["omode_occu"]
+        value, grads, bad = 0.0, [], {}
+        for i, arg in enumerate(self.args[:-1]):
+            x = a[arg.name]
+            mats = axis_operators(x.shape[2:], self.scale_factor, self.blur_std, self.name)
+            count = x.shape[0] * math.prod(
+                x.shape[2 + j] if m is None else m.shape[0] for j, m in enumerate(mats))
+            g, add = _fast.out_for(x, None if out is None else out[i])
+            total, bad[arg.name] = fast.simlar_value_grad(
+                x, occ, mats, self.weight / (count * (x.shape[1] - 1)), g, need_grad, add)
+            value += self.weight * total / count
+            grads.append(g)
+        _check_fused(self, a, bad)
+        value = xp.asarray(value, dtype=a[self.args[0].name].dtype)
         return value, (tuple(grads) if need_grad else None)
 
 
