@@ -275,12 +275,17 @@ def torch_combined(torch, t):
 
 # ------------------------------------------------------------ cases
 
+def _in_wrt_order(wrt, out):
+    return out[wrt[0]] if len(wrt) == 1 else tuple(out[n] for n in wrt)
+
+
 def _term(name, **params):
     loss = pl.get(name, **params)
     names = [arg.name for arg in loss.args if not arg.optional]
 
-    def call(a):
-        _, g = loss.value_and_grad(**{n: a[n] for n in names})
+    def call(a, out=None):
+        _, g = loss.value_and_grad(**{n: a[n] for n in names},
+                                   out=None if out is None else _in_wrt_order(loss.wrt, out))
         return g
 
     return call
@@ -289,8 +294,8 @@ def _term(name, **params):
 def _combined():
     combo = pl.CombinedLoss()
 
-    def call(a):
-        return combo.value_and_grad(**{n: a[n] for n in DP + OBJ_P}).grads
+    def call(a, out=None):
+        return combo.value_and_grad(**{n: a[n] for n in DP + OBJ_P}, out=out).grads
 
     return call
 

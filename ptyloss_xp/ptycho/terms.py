@@ -188,6 +188,15 @@ class LossPoissn(_DataTerm):
     Value: ``-w * mean(D^p log(I^p + eps) - I^p) / mean(D^p)``; ``eps`` only
     inside the log.
 
+    Domain in float32: the gradient is formed as ``c D^p/(I^p+eps) - c``
+    times ``I^(p-1)``, with the small constant ``c = w p / (M mean(D^p))``
+    entering first, so no intermediate overflows where the gradient itself
+    fits float32 (model values down to the smallest subnormal, 1e-45, with
+    ``eps = 0``). Where the exact gradient exceeds the float32 range
+    (``|g| > 3.4e38``, e.g. ``eps = 0`` and ``D / I`` beyond ``3.4e38 M``),
+    that element is +-inf, IEEE overflow; PtyRAD's forward model adds
+    1e-10 to ``I``, far from that.
+
     Examples
     --------
     >>> import numpy as np, ptyloss_xp as pl
@@ -500,6 +509,8 @@ class LossTV(_ObjectTerm):
     past the last row and column. Isotropic so that it does not favour edges
     along the scan grid; ``eps`` keeps it differentiable where the object is
     flat, so gradient steps stay bounded; ``- eps`` makes a flat object cost 0.
+    An ``eps`` whose square underflows the dtype (float32: ``eps < 1e-19``)
+    gives a flat patch a zero gradient (its subgradient), not 0/0.
 
     Examples
     --------
