@@ -18,7 +18,8 @@ Recomputing the factors in pass 2 moves as many bytes as writing an
 unscaled direction in pass 1 and scaling it in place, and it lets the small
 scale enter each element first: the unscaled ``I^(p-1)`` at ``I`` near the
 smallest float32 overflows although the gradient does not. Elementwise work
-is done in the data's dtype, as in the generic path; TV works in float64.
+is done in the data's dtype, as in the generic path; TV and loss_simlar
+(banded blur and zoom fused with the std over modes) work in float64.
 
 Sums are taken per row (pattern or slice) in float64 and the row sums are
 added in order after the parallel loop, so the result does not depend on

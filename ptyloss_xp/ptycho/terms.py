@@ -310,9 +310,7 @@ class _ObjectTerm(Loss):
     _fills_out = True
 
     def _checks_values_itself(self, arrays):
-        return self._fused and _fast.kernels(arrays) is not None
-
-    _fused: ClassVar[bool] = True  # whether the term has a fused kernel
+        return _fast.kernels(arrays) is not None
 
     def _occu(self, xp, a):
         return xp.reshape(a["omode_occu"], (1, -1, 1, 1, 1))
