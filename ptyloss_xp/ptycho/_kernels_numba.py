@@ -70,65 +70,63 @@ def _outside_closed(x, lo):
     return np.float32(1.0) - np.float32((x >= lo) & (x - x == 0))
 
 
-@njit(cache=True, fastmath=_REASSOC)
-def _single_row(x, d, w, p, eps, lo_i, lo_d):
-    term = 0.0
-    sum_d = 0.0
-    bad_i = np.float32(0.0)
-    bad_d = np.float32(0.0)
-    has_w = w.shape[0] > 0
-    for k in range(x.shape[0]):
-        xi = x[k]
-        di = d[k]
-        bad_i += _outside_open(xi, lo_i)
-        bad_d += _outside_closed(di, lo_d)
-        dp = _pow(di, p)
-        r = _pow(xi, p) - dp
-        t = r * r
-        if has_w:
-            t = w[k] * t
-            dp = w[k] * dp
-        term += np.float64(t)
-        sum_d += np.float64(dp)
-    return term, sum_d, bad_i, bad_d
-
-
-@njit(cache=True, fastmath=_REASSOC)
-def _poissn_row(x, d, w, p, eps, lo_i, lo_d):
-    term = 0.0
-    sum_d = 0.0
-    bad_i = np.float32(0.0)
-    bad_d = np.float32(0.0)
-    has_w = w.shape[0] > 0
-    for k in range(x.shape[0]):
-        xi = x[k]
-        di = d[k]
-        bad_i += _outside_open(xi, lo_i)
-        bad_d += _outside_closed(di, lo_d)
-        ip = _pow(xi, p)
-        dp = _pow(di, p)
-        t = dp * np.log(ip + eps) - ip
-        if has_w:
-            t = w[k] * t
-            dp = w[k] * dp
-        term += np.float64(t)
-        sum_d += np.float64(dp)
-    return term, sum_d, bad_i, bad_d
-
-
-@njit(cache=True, inline="always")
-def _pointwise_row(kind, x, d, w, p, eps, lo_i, lo_d):
-    if kind == _SINGLE:
-        return _single_row(x, d, w, p, eps, lo_i, lo_d)
-    return _poissn_row(x, d, w, p, eps, lo_i, lo_d)
-
-
-@njit(cache=True, parallel=True)
-def _pointwise_sums(kind, m2, d2, w1, p, eps, lo_i, lo_d):
+# Pass 1, like pass 2 below, is one loop per (term, power) in the prange body
+# (see there why). ``w1`` is the weight, or ones.
+@njit(cache=True, parallel=True, fastmath=_REASSOC)
+def _pointwise_sums(kind, mode, m2, d2, w1, p, eps, lo_i, lo_d):
     n = m2.shape[0]
     rows = np.empty((4, n))
     for i in prange(n):
-        t, s, bi, bd = _pointwise_row(kind, m2[i], d2[i], w1, p, eps, lo_i, lo_d)
+        x, d = m2[i], d2[i]
+        t = 0.0
+        s = 0.0
+        bi = np.float32(0.0)
+        bd = np.float32(0.0)
+        if kind == _SINGLE and mode == 1:
+            for k in range(x.shape[0]):
+                bi += _outside_open(x[k], lo_i)
+                bd += _outside_closed(d[k], lo_d)
+                r = x[k] - d[k]
+                t += np.float64(w1[k] * r * r)
+                s += np.float64(w1[k] * d[k])
+        elif kind == _SINGLE and mode == 2:
+            for k in range(x.shape[0]):
+                bi += _outside_open(x[k], lo_i)
+                bd += _outside_closed(d[k], lo_d)
+                dp = np.sqrt(d[k])
+                r = np.sqrt(x[k]) - dp
+                t += np.float64(w1[k] * r * r)
+                s += np.float64(w1[k] * dp)
+        elif kind == _SINGLE:
+            for k in range(x.shape[0]):
+                bi += _outside_open(x[k], lo_i)
+                bd += _outside_closed(d[k], lo_d)
+                dp = d[k] ** p
+                r = x[k] ** p - dp
+                t += np.float64(w1[k] * r * r)
+                s += np.float64(w1[k] * dp)
+        elif mode == 1:
+            for k in range(x.shape[0]):
+                bi += _outside_open(x[k], lo_i)
+                bd += _outside_closed(d[k], lo_d)
+                t += np.float64(w1[k] * (d[k] * np.log(x[k] + eps) - x[k]))
+                s += np.float64(w1[k] * d[k])
+        elif mode == 2:
+            for k in range(x.shape[0]):
+                bi += _outside_open(x[k], lo_i)
+                bd += _outside_closed(d[k], lo_d)
+                ip = np.sqrt(x[k])
+                dp = np.sqrt(d[k])
+                t += np.float64(w1[k] * (dp * np.log(ip + eps) - ip))
+                s += np.float64(w1[k] * dp)
+        else:
+            for k in range(x.shape[0]):
+                bi += _outside_open(x[k], lo_i)
+                bd += _outside_closed(d[k], lo_d)
+                ip = x[k] ** p
+                dp = d[k] ** p
+                t += np.float64(w1[k] * (dp * np.log(ip + eps) - ip))
+                s += np.float64(w1[k] * dp)
         rows[0, i] = t
         rows[1, i] = s
         rows[2, i] = bi
@@ -196,18 +194,32 @@ def _weight(w, dtype):
     return np.empty(0, dtype=dtype) if w is None else np.ascontiguousarray(w, dtype=dtype).reshape(-1)
 
 
+def _mode(p):
+    """The power's loop: 1 (none), 2 (sqrt) or 3 (``x**p``)."""
+    return 1 if p == 1 else 2 if p == 0.5 else 3
+
+
+def _weight_or_ones(w, model):
+    # Without a weight, ones: one more read of a row that stays in cache
+    # costs less than a second specialisation of every loop.
+    if w is None:
+        return np.ones(math.prod(model.shape[1:]), dtype=model.dtype)
+    return _weight(w, model.dtype)
+
+
 def pointwise_sums(kind, model, meas, w, p, eps, lo_i, lo_d):
     """Pass 1 of ``loss_single`` (``kind="single"``) or ``loss_poissn`` (``"poissn"``).
 
     Returns ``(sum_term, sum_d, bad_i, bad_d)`` as float64 host scalars:
     ``sum(W (I^p - D^p)^2)`` (single) or ``sum(W (D^p log(I^p + eps) - I^p))``
     (poissn); ``sum(W D^p)``; and the numbers of elements of ``model`` not in
-    ``(lo_i, inf)`` and of ``meas`` not in ``[lo_d, inf)``.
+    ``(lo_i, inf)`` and of ``meas`` not in ``[lo_d, inf)`` (any count > 0
+    means "some"; float32 counts saturate).
     """
     code = _SINGLE if kind == "single" else _POISSN
     c = model.dtype.type
-    s = _pointwise_sums(code, _flat(model), _flat(meas), _weight(w, model.dtype), c(p), c(eps),
-                        c(lo_i), c(lo_d))
+    s = _pointwise_sums(code, _mode(p), _flat(model), _flat(meas), _weight_or_ones(w, model),
+                        c(p), c(eps), c(lo_i), c(lo_d))
     return s[0], s[1], s[2], s[3]
 
 
@@ -219,14 +231,10 @@ def pointwise_grad(kind, model, meas, w, p, eps, scale, out, accumulate):
     element is computed in the data's dtype, like the generic path.
     """
     code = _SINGLE if kind == "single" else _POISSN
-    mode = 1 if p == 1 else 2 if p == 0.5 else 3
     c = model.dtype.type
-    k = math.prod(model.shape[1:])
-    # Without a weight, ones: one more read of a row that stays in cache
-    # costs less than a second specialisation of every loop.
-    w1 = np.ones(k, dtype=model.dtype) if w is None else _weight(w, model.dtype)
-    _pointwise_grad(code, mode, _flat(model), _flat(meas), w1, c(p), c(eps), c(scale),
-                    out.reshape(out.shape[0], -1), True if accumulate else None)
+    _pointwise_grad(code, _mode(p), _flat(model), _flat(meas), _weight_or_ones(w, model),
+                    c(p), c(eps), c(scale), out.reshape(out.shape[0], -1),
+                    True if accumulate else None)
     return out
 
 
