@@ -214,7 +214,7 @@ def naive_simlar(xp, a, w=0.1, blur_std=1.0):
 
 
 def naive_combined(xp, a):
-    """PtyRAD's default: ``loss_single`` (p = 0.5) plus ``loss_sparse`` (weight 0.1)."""
+    """PtyRAD's documented example block: ``loss_single`` (p = 0.5) plus ``loss_sparse`` (weight 0.1)."""
     v1, g1 = naive_single(xp, a)
     v2, g2 = naive_sparse(xp, a)
     return v1 + v2, {**g1, **g2}
@@ -292,7 +292,7 @@ def _term(name, **params):
 
 
 def _combined():
-    combo = pl.CombinedLoss()
+    combo = pl.CombinedLoss(pl.ptycho.ptyrad_example_loss_params())
 
     def call(a, out=None):
         return combo.value_and_grad(**{n: a[n] for n in DP + OBJ_P}, out=out).grads
@@ -318,6 +318,6 @@ def cases():
         Case("loss_simlar blur+zoom", OBJ_AP, ("obja_patches", "objp_patches"),
              _term("loss_simlar", obj_type="both", blur_std=1.0, scale_factor=(1.0, 0.5, 0.5)),
              naive_simlar, torch_simlar),
-        Case("CombinedLoss default", DP + OBJ_P, ("model_dp", "objp_patches"), _combined(),
+        Case("CombinedLoss example", DP + OBJ_P, ("model_dp", "objp_patches"), _combined(),
              naive_combined, torch_combined),
     ]

@@ -18,6 +18,7 @@ from .ptycho import (
     farfield_intensity,
     object_grad_from_amp_phase,
     parse_loss_params,
+    resolve_loss_params,
 )
 
 __version__ = "0.1.0"
@@ -35,6 +36,7 @@ __all__ = [
     "CombinedLoss",
     "CombinedResult",
     "parse_loss_params",
+    "resolve_loss_params",
     "farfield_intensity",
     "farfield_adjoint",
     "object_grad_from_amp_phase",

@@ -17,6 +17,7 @@ __all__ = [
     "namespace",
     "device_of",
     "is_numpy",
+    "whole_planes",
     "is_cupy",
     "real_dtype",
     "power",
@@ -66,6 +67,15 @@ def namespace(named: dict, owner: str = "ptyloss_xp"):
 
 def device_of(x):
     return array_api_compat.device(x)
+
+
+def whole_planes(x):
+    """A Dask array with its last two axes in one chunk (an FFT, or a filter
+    of many shifted slices, needs whole planes; cut planes multiply the
+    tasks); the leading axes stay chunked as given. Other arrays as they are."""
+    if hasattr(x, "rechunk"):
+        return x.rechunk({x.ndim - 2: -1, x.ndim - 1: -1})
+    return x
 
 
 def is_numpy(xp) -> bool:

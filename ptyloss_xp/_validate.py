@@ -164,7 +164,8 @@ class Arg:
         array whose values come from ``values``.
     low, high : float or str, optional
         Bounds. For ``kind="int"`` the range is ``[low, high)`` and ``high``
-        may name a dimension (labels in ``[0, C)``).
+        may name a dimension (labels in ``[0, C)``), plus an integer
+        (lengths in ``[0, T]`` are ``high="T+1"``).
     low_open, high_open : bool
         Whether the real bound itself is excluded.
     values : tuple of float
@@ -339,6 +340,15 @@ class Param:
         raise AssertionError(msg)
 
 
+def int_bound(bound, sizes) -> int:
+    """An integer argument's bound: a number, a dimension name (``"C"``) or
+    a name plus an integer (``"T+1"``), resolved with the dimension ``sizes``."""
+    if not isinstance(bound, str):
+        return bound
+    dim, _, plus = bound.partition("+")
+    return sizes[dim] + int(plus or 0)
+
+
 def _bounds(spec) -> list:
     """``[">= 0", "< 1"]``-style texts of an ``Arg``'s or a ``Param``'s bounds."""
     parts = []
@@ -460,7 +470,7 @@ def _check_range(owner, a, x, sizes, params, xp):
     """One :func:`require` per argument: a reduction decides, and the
     elementwise mask of offending values is built only to describe a failure."""
     if a.kind == "int":
-        high = sizes[a.high] if isinstance(a.high, str) else a.high
+        high = int_bound(a.high, sizes)
 
         def bad_of():
             bad = (x < a.low) | (x >= high)

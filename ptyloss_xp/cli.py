@@ -2,7 +2,7 @@
 
 Subcommands: ``demo`` (simulate and reconstruct a ptychography dataset),
 ``gradcheck`` (every registered loss against finite differences),
-``config check FILE`` (validate a loss_params file), ``list`` and ``docs``
+``config check FILE`` (resolve a PtyRAD params file's loss_params), ``list`` and ``docs``
 (the catalogue generated from the registry).
 """
 
@@ -14,7 +14,7 @@ import sys
 
 from . import _registry
 from ._backend import BACKENDS, backend_namespace
-from .ptycho.combined import CombinedLoss, parse_loss_params
+from .ptycho.params import resolve_loss_params
 
 __all__ = ["main", "catalogue_markdown"]
 
@@ -47,9 +47,10 @@ def _gradcheck(args) -> int:
 
 
 def _config_check(args) -> int:
-    combo = CombinedLoss(parse_loss_params(args.file))
-    print(f"{args.file}: valid")
-    print(combo.describe())
+    resolved = resolve_loss_params(args.file)
+    print(f"{args.file}: valid; the terms PtyRAD 1.0 runs, each setting from the file or "
+          "PtyRAD 1.0's default:")
+    print(resolved.describe())
     return 0
 
 
@@ -125,8 +126,10 @@ def _parser():
 
     c = sub.add_parser("config", help="loss_params files")
     csub = c.add_subparsers(dest="action", required=True)
-    cc = csub.add_parser("check", help="validate a loss_params file and print the resolved terms")
-    cc.add_argument("file")
+    cc = csub.add_parser("check", help="resolve a PtyRAD params file's loss_params as PtyRAD 1.0 "
+                                       "does and print every term's settings and their origin")
+    cc.add_argument("file", help="a PtyRAD params file or loss_params block: .yaml, .yml, .json "
+                                 "or .toml")
     cc.set_defaults(func=_config_check)
 
     ls = sub.add_parser("list", help="list the registered losses")
@@ -152,8 +155,9 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, KeyError, TypeError, FileNotFoundError) as exc:
-        text = exc.args[0] if exc.args else str(exc)
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        # One message argument (KeyError's str() would quote it); else str().
+        text = exc.args[0] if len(exc.args) == 1 else str(exc)
         print(f"ptyloss-xp: error: {text}", file=sys.stderr)
         return 2
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._backend import namespace
+from ._validate import int_bound
 
 __all__ = ["check_grad", "GradCheck", "sample_inputs", "inputs", "dtype_tolerance"]
 
@@ -213,7 +214,7 @@ def sample_inputs(loss, xp=None, dtype="float64", seed=0, optional=True, sizes=N
 
 def _sample_values(a, shape, dims, rng):
     if a.kind == "int":
-        high = dims[a.high] if isinstance(a.high, str) else a.high
+        high = int_bound(a.high, dims)
         return rng.integers(a.low, high, size=shape)
     if a.kind == "choice":
         return rng.choice(np.asarray(a.values, dtype=float), size=shape)
@@ -277,7 +278,7 @@ def inputs(loss, xp=None, dtype="float64"):
 
 def _array_strategy(st, hnp, a, shape, dims):
     if a.kind == "int":
-        high = dims[a.high] if isinstance(a.high, str) else a.high
+        high = int_bound(a.high, dims)
         return hnp.arrays(np.int64, shape, elements=st.integers(a.low, high - 1))
     if a.kind == "choice":
         return hnp.arrays(np.float64, shape, elements=st.sampled_from(a.values))

@@ -32,7 +32,9 @@ def test_config_check_prints_resolved_terms(tmp_path, capsys):
     f.write_text("loss_params:\n  loss_poissn: {state: true, dp_pow: 1}\n")
     assert main(["config", "check", str(f)]) == 0
     out = capsys.readouterr().out
-    assert "valid" in out and "loss_poissn   on   weight=1.0, dp_pow=1.0, eps=1e-06" in out
+    assert "valid" in out
+    assert "loss_poissn   on (file)        weight=1.0 (default), dp_pow=1.0 (file), eps=1e-06 (default)" in out
+    assert "loss_single   on (default)" in out
 
 
 @pytest.mark.parametrize(("argv", "message"), [

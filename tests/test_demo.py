@@ -108,15 +108,16 @@ def test_demo_writes_its_files_and_lowers_the_phase_error(tmp_path, capsys):
     assert set(summary["loss_history"]) == {"total", "loss_single", "loss_sparse"}
     assert summary["loss_history"]["total"][-1] < summary["loss_history"]["total"][0]
     assert summary["backend"] == "numpy" and summary["wall_time_s"]["total"] > 0
-    # The YAML written is the exact configuration: it reads back to PtyRAD's default.
+    # The YAML written is the exact configuration: it reads back to PtyRAD's
+    # documented example block, which the demo runs by default.
     written = yaml.safe_load((out / "loss_params.yaml").read_text())
-    assert pl.parse_loss_params(written) == pl.CombinedLoss().config
+    assert pl.parse_loss_params(written) == pl.ptycho.ptyrad_example_loss_params().terms
     assert "phase error" in capsys.readouterr().out
 
 
 def test_progress_bar_shows_iteration_and_terms_on_stderr(tmp_path, capsys):
     cfg = tmp_path / "params.yaml"
-    cfg.write_text("loss_params:\n  loss_poissn: {state: true}\n")
+    cfg.write_text("loss_params:\n  loss_single: {state: false}\n  loss_poissn: {state: true}\n")
     assert run(_args("--size", "3", "--iters", "4", "--config", str(cfg),
                      "--out", str(tmp_path / "o"))) == 0
     err = capsys.readouterr().err

@@ -259,14 +259,14 @@ def test_switched_off_terms_are_zero_and_their_arrays_may_be_left_out():
 def test_missing_array_for_an_active_term_is_named():
     I, D = _dps()
     with pytest.raises(TypeError, match="loss_sparse is on and needs objp_patches, omode_occu"):
-        pl.CombinedLoss().value_and_grad(model_dp=I, measured_dp=D)
+        pl.CombinedLoss({"loss_sparse": {"state": True}}).value_and_grad(model_dp=I, measured_dp=D)
 
 
-def test_default_is_ptyrads_default_loss_params():
+def test_default_is_ptyrad_1_0s_default_loss_params():
     cfg = pl.CombinedLoss().config
     assert {t: c["state"] for t, c in cfg.items()} == {
         "loss_single": True, "loss_poissn": False, "loss_pacbed": False,
-        "loss_sparse": True, "loss_simlar": False}
+        "loss_sparse": False, "loss_simlar": False}
     assert cfg["loss_single"]["dp_pow"] == 0.5 and cfg["loss_pacbed"]["dp_pow"] == 0.2
     assert cfg["loss_simlar"]["scale_factor"] == (1.0, 1.0, 1.0)
 
@@ -290,7 +290,7 @@ def test_yaml_forms_bare_keyed_and_whole_ptyrad_file(tmp_path):
     whole = tmp_path / "whole.yaml"
     whole.write_text("init_params: {probe_kv: 300}\nrecon_params: {NITER: 50}\n" + SEED_BLOCK)
     configs = [pl.CombinedLoss.from_yaml(p).config for p in (keyed, bare, whole)]
-    assert configs[0] == configs[1] == configs[2] == pl.CombinedLoss().config
+    assert configs[0] == configs[1] == configs[2] == pl.ptycho.ptyrad_example_loss_params().terms
 
 
 @pytest.mark.parametrize(("block", "message"), [
@@ -301,8 +301,8 @@ def test_yaml_forms_bare_keyed_and_whole_ptyrad_file(tmp_path):
     ({"loss_single": {"state": True}, "loss_sparse": {"state": True, "ln_order": 1.5}}, "'ln_order' must be an integer"),
     ({"loss_single": {"state": True}, "loss_simlar": {"state": True, "obj_type": "amp"}}, "'obj_type' must be one of"),
     ({"loss_single": {"state": True}, "loss_simlar": {"state": True, "scale_factor": [1, 1]}}, "'scale_factor' must be a sequence of 3"),
-    ({"loss_single": {"weight": 1.0}}, "'state' must be true or false"),
-    ({"model_params": {}}, "no loss_params block found"),
+    ({"loss_single": {"state": None}}, "'state' must be true or false"),
+    ({"model_params": {}, "los_params": {}}, "unknown top-level key.*'los_params'"),
 ])
 def test_bad_loss_params_are_named(block, message):
     with pytest.raises(ValueError, match=message):

@@ -1,9 +1,11 @@
 """Segmentation and divergence losses: what the generic contract tests
 cannot see. Values against independent float64 formulas (scipy where it has
-them) and known numbers, the Tversky identities, the empty-mask answers,
-zeros that only some arguments accept, torch's "mean" vs "batchmean", and
-the error messages. (Gradients, dtypes, namespaces and domain edges are
-covered for every loss by tests/test_contract.py.)
+them) and known numbers, batch pooling against MONAI's batch=True and Keras'
+global Dice, combo against PyTorch autograd of the paper's formula, the
+Tversky identities, the empty-mask answers, zeros that only some arguments
+accept, torch's "mean" vs "batchmean", and the error messages. (Gradients,
+dtypes, namespaces and domain edges are covered for every loss by
+tests/test_contract.py.)
 """
 
 import itertools
@@ -159,6 +161,135 @@ def test_false_positives_on_an_empty_target_need_a_positive_smooth():
     assert v2 == 0.0 and np.all(g2 == 0.0)
 
 
+def _monai_torch(torch, p, g, kind, batch, smooth, squared=False, alpha=0.5, beta=0.5):
+    """A transcription of MONAI's DiceLoss / TverskyLoss (sigmoid, softmax and
+    background handling off, reduction "mean") from their documented
+    formulas: counts summed over the spatial axes, and over the batch axis
+    too with ``batch=True``; ``smooth_nr = smooth_dr = smooth``."""
+    axes = ([0] if batch else []) + list(range(2, p.ndim))
+    inter = torch.sum(p * g, dim=axes)
+    if kind == "tversky":
+        fp = torch.sum(p * (1 - g), dim=axes)
+        fn = torch.sum((1 - p) * g, dim=axes)
+        score = (inter + smooth) / (inter + alpha * fp + beta * fn + smooth)
+    else:
+        den = (torch.sum(p * p, dim=axes) + torch.sum(g * g, dim=axes) if squared
+               else torch.sum(p, dim=axes) + torch.sum(g, dim=axes))
+        if kind == "jaccard":
+            den = 2.0 * (den - inter)
+        score = (2.0 * inter + smooth) / (den + smooth)
+    return torch.mean(1.0 - score)
+
+
+MONAI_CASES = [
+    ("dice", {}, {"squared": False}),
+    ("dice", {"squared": True}, {"squared": True}),
+    ("jaccard", {}, {}),
+    ("tversky", {"alpha": 0.3, "beta": 0.7}, {"alpha": 0.3, "beta": 0.7}),
+]
+
+
+@pytest.mark.parametrize("batch", [True, False])
+@pytest.mark.parametrize(("name", "monai_kw", "ours_kw"), MONAI_CASES,
+                         ids=[c[0] + str(c[1]) for c in MONAI_CASES])
+def test_pooling_matches_monai_batch_option(name, monai_kw, ours_kw, batch):
+    torch = pytest.importorskip("torch")
+    smooth = 1e-5
+    pt = torch.tensor(PROBS, requires_grad=True)
+    want = _monai_torch(torch, pt, torch.tensor(SOFT), name, batch, smooth, **monai_kw)
+    want.backward()
+    # MONAI's Jaccard carries a factor 2 on both sides: our smooth is half.
+    ours_smooth = smooth / 2 if name == "jaccard" else smooth
+    loss = pl.get(name, smooth=ours_smooth, averaging="per_class",
+                  pooling="batch" if batch else "sample", **ours_kw)
+    v, g = loss.value_and_grad(PROBS, SOFT)
+    np.testing.assert_allclose(v, want.item(), rtol=1e-10)
+    np.testing.assert_allclose(g, pt.grad.numpy(), rtol=1e-10, atol=1e-18)
+
+
+def test_batch_pooling_is_keras_global_dice_and_one_sample_pooling():
+    i, s = np.sum(PROBS * ONEHOT), np.sum(PROBS) + np.sum(ONEHOT)
+    for reduction in ("mean", "sum"):
+        got = pl.get("dice", squared=False, smooth=0.0, pooling="batch",
+                     reduction=reduction).value(PROBS, ONEHOT)
+        assert got.shape == ()
+        np.testing.assert_allclose(got, 1 - 2 * i / s, rtol=1e-13)
+    # a batch of one: both poolings agree
+    for name in ("dice", "tversky", "jaccard", "combo"):
+        for averaging in ("micro", "per_class"):
+            a = pl.get(name, averaging=averaging, pooling="batch")
+            b = pl.get(name, averaging=averaging)
+            va, ga = a.value_and_grad(PROBS[:1], SOFT[:1])
+            vb, gb = b.value_and_grad(PROBS[:1], SOFT[:1])
+            np.testing.assert_allclose(va, vb, rtol=1e-13)
+            np.testing.assert_allclose(ga, gb, rtol=1e-12, atol=1e-17)
+
+
+def test_batch_pooling_scores_an_empty_sample_with_the_others():
+    p, g = ONEHOT.copy(), ONEHOT.copy()
+    p[0], g[0] = 0.0, 0.0
+    assert pl.get("dice", smooth=0.0, averaging="per_class").value(p, g) == 0.0
+    assert pl.get("dice", smooth=0.0, pooling="batch").value(p, g) == 0.0
+    p[0, 1] = 1.0   # false positives in the empty sample lower the pooled score only a little
+    per_sample = pl.get("dice", smooth=0.0, squared=False, reduction="none").value(p, g)
+    assert per_sample[0] == 1.0
+    pooled = pl.get("dice", smooth=0.0, squared=False, pooling="batch").value(p, g)
+    np.testing.assert_allclose(pooled, 1 - 2 * 20 / (30 + 20), rtol=1e-13)
+
+
+def _combo_torch(torch, p, g, alpha, beta, smooth, eps, averaging, pooling):
+    """The paper's Combo loss, batch-mean of per-sample values, by autograd."""
+    rows = [(p, g)] if pooling == "batch" else [(p[i:i + 1], g[i:i + 1]) for i in range(len(p))]
+    out = []
+    for pr, gr in rows:
+        pc = torch.clamp(pr, eps, 1 - eps)
+        ce = -torch.mean(beta * gr * torch.log(pc) + (1 - beta) * (1 - gr) * torch.log(1 - pc))
+        axes = [0] + list(range(2, p.ndim)) if averaging == "per_class" else list(range(p.ndim))
+        score = ((2 * torch.sum(pr * gr, dim=axes) + smooth)
+                 / (torch.sum(pr, dim=axes) + torch.sum(gr, dim=axes) + smooth))
+        out.append(alpha * ce - (1 - alpha) * torch.mean(score))
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("pooling", ["sample", "batch"])
+@pytest.mark.parametrize("averaging", ["micro", "per_class"])
+@pytest.mark.parametrize(("alpha", "beta", "smooth"), [(0.5, 0.5, 1.0), (0.3, 0.8, 0.0),
+                                                       (1.0, 0.2, 1e-5)])
+def test_combo_matches_torch_autograd_of_the_papers_formula(alpha, beta, smooth, averaging,
+                                                            pooling):
+    torch = pytest.importorskip("torch")
+    p = PROBS.copy()
+    p[0, 0, 0, 0], p[1, 2, 3, 1] = 0.0, 1.0          # clipped: no cross-entropy gradient
+    eps = 1e-7
+    pt = torch.tensor(p, requires_grad=True)
+    per = _combo_torch(torch, pt, torch.tensor(SOFT), alpha, beta, smooth, eps, averaging,
+                       pooling)
+    for reduction in ("mean", "sum", "none") if pooling == "sample" else ("mean", "sum"):
+        pt.grad = None
+        want = {"mean": per.mean(), "sum": per.sum(), "none": per}[reduction]
+        want.sum().backward(retain_graph=True)
+        loss = pl.get("combo", alpha=alpha, beta=beta, smooth=smooth, eps=eps,
+                      averaging=averaging, pooling=pooling, reduction=reduction)
+        v, g = loss.value_and_grad(p, SOFT)
+        expected = want.detach().numpy()
+        np.testing.assert_allclose(v, expected.reshape(np.shape(v)), rtol=1e-10)
+        np.testing.assert_allclose(g, pt.grad.numpy(), rtol=1e-10, atol=1e-18)
+
+
+def test_combo_limits_are_dice_and_weighted_cross_entropy():
+    for averaging in ("micro", "per_class"):
+        dice = pl.get("dice", squared=False, averaging=averaging, reduction="none")
+        combo = pl.get("combo", alpha=0.0, averaging=averaging, reduction="none")
+        np.testing.assert_allclose(combo.value(PROBS, SOFT), dice.value(PROBS, SOFT) - 1,
+                                   rtol=1e-13)
+        np.testing.assert_allclose(combo.grad(PROBS, SOFT), dice.grad(PROBS, SOFT),
+                                   rtol=1e-13)
+    # alpha = 1, beta = 0.5: half the binary cross-entropy, mean over elements
+    bce = -np.mean(SOFT * np.log(PROBS) + (1 - SOFT) * np.log(1 - PROBS))
+    np.testing.assert_allclose(pl.get("combo", alpha=1.0).value(PROBS, SOFT), bce / 2,
+                               rtol=1e-13)
+
+
 # ---------------------------------------------------------------------------
 # divergences
 
@@ -292,6 +423,10 @@ BAD_INPUTS = [
      ValueError, r"kl_div: argument 'target' must be finite and >= 0"),
     ("kl_div", {}, (LOGQ.astype(np.float32), TARGET),
      TypeError, r"kl_div: floating arguments must share one precision"),
+    ("combo", {}, (np.full((1, 2, 3), -0.5), np.zeros((1, 2, 3))),
+     ValueError, r"combo: argument 'input' must be finite and >= 0 and <= 1"),
+    ("combo", {}, (np.zeros((2, 3)), np.zeros((2, 4))),
+     ValueError, r"combo: argument 'target' must have shape \(N, C, \*\).*dimension C"),
 ]
 
 
@@ -314,6 +449,16 @@ BAD_PARAMS = [
     ("kl_div", {"log_target": "yes"}, TypeError, "parameter 'log_target' must be a bool"),
     ("kl_divergence", {"reduction": "batchmean"}, ValueError,
      "parameter 'reduction' must be one of 'mean', 'sum', 'none'"),
+    ("dice", {"pooling": "global"}, ValueError,
+     "dice: parameter 'pooling' must be one of 'sample', 'batch'"),
+    ("jaccard", {"pooling": "batch", "reduction": "none"}, ValueError,
+     "jaccard: parameter 'reduction' must be 'mean' or 'sum' with pooling='batch'"),
+    ("combo", {"pooling": "batch", "reduction": "none"}, ValueError,
+     "combo: parameter 'reduction' must be 'mean' or 'sum' with pooling='batch'"),
+    ("combo", {"alpha": 1.5}, ValueError,
+     "combo: parameter 'alpha' must be a real number >= 0 and <= 1"),
+    ("combo", {"eps": 0.0}, ValueError,
+     "combo: parameter 'eps' must be a real number > 0 and < 0.5"),
 ]
 
 

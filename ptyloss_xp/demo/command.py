@@ -16,7 +16,8 @@ import numpy as np
 import yaml
 
 from .._backend import BackendError, backend_namespace
-from ..ptycho.combined import DEFAULT_LOSS_PARAMS, CombinedLoss, parse_loss_params
+from ..ptycho.combined import CombinedLoss, parse_loss_params
+from ..ptycho.params import ptyrad_example_loss_params
 from .simulate import phase_error, remove_phase_offset, simulate
 from .solver import reconstruct
 
@@ -94,7 +95,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "probe, a raster scan, Poisson noise) and reconstruct it with a "
                           "gradient solver whose every gradient comes from ptyloss_xp.")
     parser.add_argument("--config", metavar="FILE",
-                        help="loss_params YAML (default: PtyRAD's default loss_params)")
+                        help="PtyRAD params file or loss_params block, YAML, JSON or TOML "
+                             "(default: PtyRAD's documented example block, loss_single and "
+                             "loss_sparse on)")
     parser.add_argument("--dose", default=d.dose, metavar="N",
                         help=f"electrons per diffraction pattern; inf: no noise (default {d.dose:g})")
     parser.add_argument("--iters", default=d.iters, metavar="N",
@@ -165,7 +168,7 @@ def _namespace(backend):
 
 def _load_config(path):
     if path is None:
-        return copy.deepcopy(DEFAULT_LOSS_PARAMS)
+        return ptyrad_example_loss_params().terms
     if not os.path.isfile(path):
         raise _BadOption(f"--config: no such file: {path}")
     try:
@@ -343,15 +346,15 @@ def _result_line(summary, out):
 def _noise_model_configs(config):
     """The config with loss_single alone as the data term, and with loss_poissn alone.
 
-    Each data term keeps its settings from ``config`` where listed there and
-    PtyRAD's defaults otherwise; the other terms are unchanged.
+    ``config`` is resolved, so both data terms are there with their settings
+    (PtyRAD's defaults where the file did not list them); the other terms
+    are unchanged.
     """
     out = {}
     for keep, drop in (("loss_single", "loss_poissn"), ("loss_poissn", "loss_single")):
         c = copy.deepcopy(config)
-        c[keep] = {**DEFAULT_LOSS_PARAMS[keep], **config.get(keep, {}), "state": True}
-        if drop in c:
-            c[drop] = {**c[drop], "state": False}
+        c[keep] = {**c[keep], "state": True}
+        c[drop] = {**c[drop], "state": False}
         out[keep] = c
     return out
 

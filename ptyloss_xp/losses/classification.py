@@ -78,6 +78,15 @@ def _log_softmax(xp, x):
     return shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
 
 
+def _hot(xp, labels, c):
+    """Boolean one-hot of integer ``labels`` (N, *) on a new class axis 1,
+    shaped (N, C, *). Picking a label's entry is then a masked sum over that
+    axis: a comparison where take_along_axis would gather, which Dask lacks."""
+    classes = xp.arange(c, dtype=labels.dtype, device=device_of(labels))
+    classes = xp.reshape(classes, (1, c) + (1,) * (labels.ndim - 1))
+    return xp.expand_dims(labels, axis=1) == classes
+
+
 def _softplus(xp, z):
     """``log(1 + exp(z))`` without overflow."""
     return xp.maximum(z, 0.0) + xp.log1p(xp.exp(-xp.abs(z)))
@@ -125,15 +134,11 @@ class _Labelled(Loss):
         """Float one-hot of the labels, shaped like ``x``, all zero where the
         label is ignore_index; and the float mask of counted samples
         (``None`` without ignore_index), shaped ``(N, 1, *)``."""
-        c = x.shape[1]
-        classes = xp.arange(c, dtype=target.dtype, device=device_of(target))
-        classes = xp.reshape(classes, (1, c) + (1,) * (x.ndim - 2))
-        labels = xp.expand_dims(target, axis=1)
-        hot = labels == classes
+        hot = _hot(xp, target, x.shape[1])
         ignore = getattr(self, "ignore_index", None)
         if ignore is None:
             return xp.astype(hot, x.dtype), None
-        valid = labels != ignore
+        valid = xp.expand_dims(target, axis=1) != ignore
         return xp.astype(hot & valid, x.dtype), xp.astype(valid, x.dtype)
 
     def _target_mass(self, xp, x, target, smoothing=0.0):

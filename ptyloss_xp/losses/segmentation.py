@@ -2,15 +2,20 @@
 
 Every loss here takes ``input``, predicted probabilities shaped
 (N, C, *spatial) in [0, 1] (a softmax or sigmoid output), and ``target``, a
-mask of the same shape in [0, 1] (one-hot or soft). Per sample (``averaging
-= "micro"``, all classes pooled) or per sample and class (``"per_class"``,
-then the mean over classes) they form the soft counts
+mask of the same shape in [0, 1] (one-hot or soft). Over a group of
+elements they form the soft counts
 
     I = sum p g,  P = sum p,  G = sum g
 
-and a score in [0, 1] that is 1 for a perfect overlap; the loss is
-``1 - score``, reduced over the batch by ``reduction`` ("mean", "sum", or
-"none": one loss per sample).
+and a score in [0, 1] that is 1 for a perfect overlap. A group is all
+classes (``averaging = "micro"``) or one class (``"per_class"``, then the
+mean of ``1 - score`` over classes), of one sample (``pooling = "sample"``)
+or of the whole batch (``pooling = "batch"``: the counts are summed over
+the samples too, as MONAI's ``batch=True`` and Keras' global sums). With
+sample pooling the per-sample losses are reduced over the batch by
+``reduction`` ("mean", "sum", or "none": one loss per sample); with batch
+pooling there is one loss for the batch, which "mean" and "sum" both return
+("none" is refused: there are no per-sample losses).
 
 All three scores are ratios ``(a I + s) / (c_I I + c_P P + c_G G + s)`` of
 the same counts, with ``s = smooth``; one kernel serves them:
@@ -37,10 +42,14 @@ positive ``smooth`` pushes false positives on empty targets down.
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
+
 from .._registry import Loss, register, reduce
 from .._validate import REDUCTION, Arg, Param
 
-__all__ = ["Dice", "Tversky", "Jaccard"]
+__all__ = ["Dice", "Tversky", "Jaccard", "Combo"]
 
 _INPUT = Arg("input", ("N", "C", "*"), low=0.0, high=1.0, grad=True,
              doc="predicted probabilities")
@@ -51,11 +60,54 @@ _SMOOTH = Param(1.0, low=0.0, doc="added to the numerator and the denominator of
 _AVERAGING = Param("micro", kind="choice", choices=("micro", "per_class"),
                    doc='"micro": one score per sample over all classes; '
                        '"per_class": one per sample and class, then their mean')
+_POOLING = Param("sample", kind="choice", choices=("sample", "batch"),
+                 doc='"sample": counts summed per sample; "batch": summed over the whole '
+                     'batch (MONAI batch=True), one loss for the batch')
 
 _MILLETARI = ("Milletari, Navab and Ahmadi, V-Net: fully convolutional neural networks "
               "for volumetric medical image segmentation, 3DV 2016, arXiv:1606.04797")
 _SALEHI = ("Salehi, Erdogmus and Gholipour, Tversky loss function for image segmentation "
            "using 3D fully convolutional deep networks, MLMI 2017, arXiv:1706.05721")
+
+
+def _overlap(xp, p, g, coefficients, smooth, squared, averaging, pooling, need_grad):
+    """``1 - score``, averaged over the groups of each row, and its gradient.
+
+    A row is a sample (``pooling="sample"``) or the batch (``"batch"``).
+    ``coefficients`` are ``(a, c_I, c_P, c_G)`` of the score ``(a I + s) /
+    (c_I I + c_P P + c_G G + s)``; ``squared`` makes ``P`` and ``G`` sums
+    of squares. Returns ``(per_row, direction)``: the (rows,) losses and the
+    gradient of their sum with respect to ``p`` (``None`` without
+    ``need_grad``).
+    """
+    first = 0 if pooling == "batch" else 1
+    axes = tuple(i for i in range(first, p.ndim) if averaging == "micro" or i != 1)
+    rows = 1 if pooling == "batch" else p.shape[0]
+    k_num, c_i, c_p, c_g = coefficients
+    s = smooth
+    inter = xp.sum(p * g, axis=axes, keepdims=True)
+    sum_p = xp.sum(p * p if squared else p, axis=axes, keepdims=True)
+    sum_g = xp.sum(g * g if squared else g, axis=axes, keepdims=True)
+    den = c_i * inter + c_p * sum_p + c_g * sum_g + s
+    # den == 0 only for an empty prediction on an empty target with
+    # smooth == 0 (module docstring): defined as a perfect match.
+    empty = den == 0
+    safe = xp.where(empty, 1.0, den)
+    score = xp.where(empty, 1.0, (k_num * inter + s) / safe)
+    per_group = xp.reshape(1.0 - score, (rows, -1))
+    per_row = xp.mean(per_group, axis=1)
+    if not need_grad:
+        return per_row, None
+    dsum_p = 2.0 * p if squared else 1.0
+    dscore = (k_num * g - score * (c_i * g + c_p * dsum_p)) / safe
+    return per_row, xp.where(empty, 0.0, -dscore) * (1.0 / per_group.shape[1])
+
+
+def _check_pooling(loss):
+    if loss.pooling == "batch" and loss.reduction == "none":
+        msg = (f"{loss.name}: parameter 'reduction' must be 'mean' or 'sum' with "
+               f"pooling='batch' (one loss for the whole batch), got 'none'")
+        raise ValueError(msg)
 
 
 class _Overlap(Loss):
@@ -73,46 +125,34 @@ class _Overlap(Loss):
         """``(a, c_I, c_P, c_G)``."""
         raise NotImplementedError
 
+    def _setup(self):
+        _check_pooling(self)
+
     def _evaluate(self, xp, a, need_grad):
-        p, g = a["input"], a["target"]
-        n = p.shape[0]
-        # Pooling classes (micro) sums from axis 1 on; per class from axis 2.
-        axes = tuple(range(1 if self.averaging == "micro" else 2, p.ndim))
-        k_num, c_i, c_p, c_g = self._coefficients()
-        s = self.smooth
-        inter = xp.sum(p * g, axis=axes, keepdims=True)
-        sum_p = xp.sum(p * p if self.squared else p, axis=axes, keepdims=True)
-        sum_g = xp.sum(g * g if self.squared else g, axis=axes, keepdims=True)
-        den = c_i * inter + c_p * sum_p + c_g * sum_g + s
-        # den == 0 only for an empty prediction on an empty target with
-        # smooth == 0 (module docstring): defined as a perfect match.
-        empty = den == 0
-        safe = xp.where(empty, 1.0, den)
-        score = xp.where(empty, 1.0, (k_num * inter + s) / safe)
-        per_group = xp.reshape(1.0 - score, (n, -1))
-        value, factor = reduce(xp, xp.mean(per_group, axis=1), self.reduction)
-        if not need_grad:
-            return value, None
-        dsum_p = 2.0 * p if self.squared else 1.0
-        dscore = (k_num * g - score * (c_i * g + c_p * dsum_p)) / safe
-        scale = factor / per_group.shape[1]
-        return value, (xp.where(empty, 0.0, -dscore) * scale,)
+        per_row, direction = _overlap(xp, a["input"], a["target"], self._coefficients(),
+                                      self.smooth, self.squared, self.averaging,
+                                      self.pooling, need_grad)
+        value, factor = reduce(xp, per_row, self.reduction)
+        return value, ((direction * factor,) if need_grad else None)
 
 
 @register
 class Dice(_Overlap):
     r"""Soft Dice loss (Milletari et al. 2016, V-Net).
 
-    Value per group (a sample, or a sample and class, see ``averaging``):
+    Value per group (a sample or the batch, see ``pooling``, or one class
+    of it, see ``averaging``):
     ``1 - (2 sum(p g) + s) / (sum p^2 + sum g^2 + s)`` with ``squared=True``
     (the default, the seed catalogue's and V-Net's form), or
     ``1 - (2 sum(p g) + s) / (sum p + sum g + s)`` with ``squared=False``;
     ``s = smooth``. Per-class scores are averaged over classes, then the
-    per-sample losses are reduced by ``reduction``.
+    per-sample losses are reduced by ``reduction`` (with
+    ``pooling="batch"`` the one batch loss is the value).
 
     Gradient: ``dL/dp = -(2 g - D dP/dp) / den`` per group, with ``D`` the
     score, ``den`` its denominator and ``dP/dp = 2 p`` (squared) or 1,
-    divided by the number of classes for "per_class" and by N for "mean".
+    divided by the number of classes for "per_class" and by N for "mean"
+    with ``pooling="sample"``.
 
     Domain: ``input`` and ``target`` in [0, 1], shape (N, C, *spatial).
     Empty masks: with ``smooth = 0`` an all-zero prediction on an all-zero
@@ -127,9 +167,11 @@ class Dice(_Overlap):
     ``DiceLoss(smooth_nr=1e-5, smooth_dr=1e-5, squared_pred=False)``
     is this loss with ``smooth=1e-5, squared=False, averaging="per_class"``
     (MONAI's default reduction also averages over the classes; its
-    ``batch=True`` pools the batch, which is not offered here). Keras
+    ``batch=True`` is ``pooling="batch"``). Keras
     ``losses.Dice`` is the plain form pooled over all axes with no
-    smoothing. PyTorch and optax have no Dice loss.
+    smoothing (``squared=False, smooth=0, pooling="batch"``, up to the
+    1e-7 Keras adds to the denominator). PyTorch and optax have no Dice
+    loss.
 
     Examples
     --------
@@ -148,6 +190,7 @@ class Dice(_Overlap):
         "smooth": _SMOOTH,
         "squared": Param(True, kind="bool", doc="sums of squares in the denominator (V-Net)"),
         "averaging": _AVERAGING,
+        "pooling": _POOLING,
         "reduction": REDUCTION,
     }
     param_cases = (
@@ -155,6 +198,8 @@ class Dice(_Overlap):
         {"averaging": "per_class", "reduction": "sum"},
         {"smooth": 0.0, "squared": False, "averaging": "per_class"},
         {"smooth": 0.0, "reduction": "none"},
+        {"pooling": "batch", "squared": False},
+        {"pooling": "batch", "averaging": "per_class", "smooth": 0.0, "reduction": "sum"},
     )
     formula = (r"L = 1 - \frac{2 \sum p g + s}{\sum p^2 + \sum g^2 + s}"
                r"\ (\text{squared});\ 1 - \frac{2 \sum p g + s}{\sum p + \sum g + s}"
@@ -208,12 +253,14 @@ class Tversky(_Overlap):
         "beta": Param(0.5, low=0.0, doc="weight of the false negatives"),
         "smooth": _SMOOTH,
         "averaging": _AVERAGING,
+        "pooling": _POOLING,
         "reduction": REDUCTION,
     }
     param_cases = (
         {"alpha": 0.3, "beta": 0.7},
         {"alpha": 0.8, "beta": 0.2, "smooth": 0.0, "averaging": "per_class"},
         {"alpha": 1.0, "beta": 1.0, "reduction": "none"},
+        {"alpha": 0.3, "beta": 0.7, "pooling": "batch", "averaging": "per_class"},
     )
     formula = (r"L = 1 - \frac{TP + s}{TP + \alpha FP + \beta FN + s},\ TP = \sum p g,"
                r"\ FP = \sum p (1 - g),\ FN = \sum (1 - p) g")
@@ -223,6 +270,7 @@ class Tversky(_Overlap):
     reference = _SALEHI + "; counterpart monai.losses.TverskyLoss"
 
     def _setup(self):
+        super()._setup()
         if self.alpha == 0 and self.beta == 0:
             msg = (f"{self.name}: parameters 'alpha' and 'beta' must not both be 0, got "
                    f"alpha={self.alpha!r}, beta={self.beta!r} (the score would be 1 always)")
@@ -264,10 +312,12 @@ class Jaccard(_Overlap):
     """
 
     name = "jaccard"
-    params = {"smooth": _SMOOTH, "averaging": _AVERAGING, "reduction": REDUCTION}
+    params = {"smooth": _SMOOTH, "averaging": _AVERAGING, "pooling": _POOLING,
+              "reduction": REDUCTION}
     param_cases = (
         {"smooth": 0.0},
         {"averaging": "per_class", "reduction": "none"},
+        {"pooling": "batch", "smooth": 0.0},
     )
     formula = r"L = 1 - \frac{\sum p g + s}{\sum p + \sum g - \sum p g + s}"
     gradient = (r"\partial L/\partial p = -\frac{g - J (1 - g)}{\sum p + \sum g - \sum p g + s}"
@@ -277,3 +327,117 @@ class Jaccard(_Overlap):
 
     def _coefficients(self):
         return 1.0, -1.0, 1.0, 1.0
+
+
+@register
+class Combo(Loss):
+    r"""Combo loss (Taghanaki et al. 2019): weighted cross-entropy minus Dice.
+
+    Value per row (a sample, or the batch with ``pooling="batch"``):
+    ``alpha * E - (1 - alpha) * D`` where
+
+    - ``E = -mean(beta g log p~ + (1 - beta) (1 - g) log(1 - p~))`` over the
+      row's elements, ``p~ = clip(p, eps, 1 - eps)``: the beta-weighted
+      binary cross-entropy (``beta > 0.5`` weighs the missed foreground,
+      false negatives, more; ``beta < 0.5`` the false positives);
+    - ``D = (2 sum(p g) + s) / (sum p + sum g + s)``, ``s = smooth``: the
+      plain soft Dice score of :class:`Dice` (``squared=False``), over the
+      same groups (``averaging``, ``pooling``) and from the same sums.
+
+    The value lies in ``[-(1 - alpha), inf)``: Dice enters as a score, not
+    as ``1 - D``, as in the paper; ``dice`` with ``squared=False`` is the
+    ``alpha = 0`` case up to the constant 1. Per-row values are reduced by
+    ``reduction``.
+
+    Gradient: ``alpha dE/dp - (1 - alpha) dD/dp`` with ``dE/dp = (-beta
+    g / p + (1 - beta) (1 - g) / (1 - p)) / M`` (``M`` elements in the
+    row), 0 where ``p`` is clipped (PyTorch's ``clamp`` passes the
+    gradient at the bounds themselves, and so does this), and ``dD/dp``
+    that of :class:`Dice`.
+
+    Domain: ``input`` (probabilities) and ``target`` in [0, 1], shape
+    (N, C, *spatial); ``alpha, beta`` in [0, 1]; ``eps`` in (0, 0.5).
+
+    Which weighting: the paper's equation weighs the two cross-entropy
+    terms by ``beta`` and ``1 - beta``, and that is what this loss
+    implements. The authors' public Keras code (and the many copies of it)
+    computes ``ALPHA * (g log p + (1 - ALPHA) (1 - g) log(1 - p))``: the
+    background term gets ``ALPHA (1 - ALPHA)``, which reads as a misplaced
+    parenthesis, and it cannot reach the paper's stated range of trade-offs
+    (at ``ALPHA = 0.5`` the background already weighs half the
+    foreground). The code's other choices are kept as options or defaults:
+    its ``CE_RATIO`` is ``alpha``, ``smooth = 1`` and the clip ``e = 1e-7``
+    are the defaults here, and its flattening of the whole batch before the
+    sums is ``pooling="batch"`` (with ``averaging="micro"``). The paper's
+    sum of per-class Dice scores is the mean here (``averaging``), so that
+    ``alpha`` keeps its meaning whatever the number of classes.
+
+    Examples
+    --------
+    >>> import numpy as np, ptyloss_xp as pl
+    >>> p = np.array([[[0.8, 0.4]]]); g = np.array([[[1.0, 0.0]]])
+    >>> combo = pl.get("combo", alpha=0.5, beta=0.5, smooth=0.0)
+    >>> e = -(0.5 * np.log(0.8) + 0.5 * np.log(0.6)) / 2   # weighted BCE, mean of 2
+    >>> d = 2 * 0.8 / (1.2 + 1.0)                          # Dice score
+    >>> bool(np.isclose(combo.value(p, g), 0.5 * e - 0.5 * d))
+    True
+    """
+
+    name = "combo"
+    family = "segmentation"
+    args = (_INPUT, _TARGET)
+    params = {
+        "alpha": Param(0.5, low=0.0, high=1.0,
+                       doc="weight of the cross-entropy term; 1 - alpha that of the Dice score"),
+        "beta": Param(0.5, low=0.0, high=1.0,
+                      doc="weight of the foreground (g = 1) cross-entropy term; "
+                          "1 - beta that of the background"),
+        "smooth": _SMOOTH,
+        "eps": Param(1e-7, low=0.0, high=0.5, low_open=True, high_open=True,
+                     doc="probabilities are clipped to [eps, 1 - eps] inside the logarithms"),
+        "averaging": _AVERAGING,
+        "pooling": _POOLING,
+        "reduction": REDUCTION,
+    }
+    param_cases = (
+        {"alpha": 0.7, "beta": 0.8, "averaging": "per_class"},
+        {"alpha": 1.0, "beta": 0.3, "reduction": "none"},
+        {"alpha": 0.2, "smooth": 0.0, "pooling": "batch"},
+        {"beta": 1.0, "pooling": "batch", "averaging": "per_class", "reduction": "sum"},
+    )
+    formula = (r"L = \alpha E - (1 - \alpha) D,\ E = -\overline{\beta g \log \tilde p + "
+               r"(1 - \beta)(1 - g) \log(1 - \tilde p)},\ D = \frac{2 \sum p g + s}"
+               r"{\sum p + \sum g + s},\ \tilde p = \mathrm{clip}(p, \epsilon, 1 - \epsilon)")
+    gradient = (r"\partial L/\partial p = \frac{\alpha}{M}\left(-\frac{\beta g}{p} + "
+                r"\frac{(1 - \beta)(1 - g)}{1 - p}\right) - (1 - \alpha)\,\partial D/\partial p"
+                "; the cross-entropy part is 0 where p is clipped")
+    reference = ("Taghanaki et al., Combo loss: handling input and output imbalance in "
+                 "multi-organ segmentation, Comput. Med. Imaging Graph. 75, 24 (2019), "
+                 "arXiv:1805.02798")
+
+    def _setup(self):
+        _check_pooling(self)
+
+    def nonsmooth_distance(self, name, arrays):
+        p = arrays[name]
+        return np.minimum(np.abs(p - self.eps), np.abs(1.0 - self.eps - p))
+
+    def _evaluate(self, xp, a, need_grad):
+        p, g = a["input"], a["target"]
+        dice_loss, dice_dir = _overlap(xp, p, g, (2.0, 0.0, 1.0, 1.0), self.smooth, False,
+                                       self.averaging, self.pooling, need_grad)
+        rows = dice_loss.shape[0]
+        per_row_elements = math.prod(p.shape) // rows
+        pc = xp.clip(p, self.eps, 1.0 - self.eps)
+        w_fg, w_bg = self.beta, 1.0 - self.beta
+        ce = -(w_fg * g * xp.log(pc) + w_bg * (1.0 - g) * xp.log(1.0 - pc))
+        ce_row = xp.sum(xp.reshape(ce, (rows, -1)), axis=1)
+        # D = 1 - dice_loss: the Dice term -(1 - alpha) D is (1 - alpha)(dice_loss - 1).
+        per_row = (self.alpha / per_row_elements) * ce_row + (1.0 - self.alpha) * (dice_loss - 1.0)
+        value, factor = reduce(xp, per_row, self.reduction)
+        if not need_grad:
+            return value, None
+        inside = (p >= self.eps) & (p <= 1.0 - self.eps)
+        dce = xp.where(inside, -w_fg * g / pc + w_bg * (1.0 - g) / (1.0 - pc), 0.0)
+        grad = (self.alpha / per_row_elements) * dce + (1.0 - self.alpha) * dice_dir
+        return value, (grad * factor,)

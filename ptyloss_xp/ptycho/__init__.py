@@ -8,12 +8,16 @@ from .farfield import (
     farfield_intensity,
     object_grad_from_amp_phase,
 )
+from .params import ResolvedLossParams, ptyrad_example_loss_params, resolve_loss_params
 
 __all__ = [
     "CombinedLoss",
     "CombinedResult",
     "DEFAULT_LOSS_PARAMS",
     "parse_loss_params",
+    "resolve_loss_params",
+    "ResolvedLossParams",
+    "ptyrad_example_loss_params",
     "farfield_intensity",
     "farfield_adjoint",
     "object_grad_from_amp_phase",

@@ -25,7 +25,7 @@ array([[0., 0.],
 
 from __future__ import annotations
 
-from .._backend import device_of, real_dtype
+from .._backend import device_of, real_dtype, whole_planes
 from .._validate import Arg, Param, check_arrays, deferred_checks
 
 __all__ = [
@@ -37,14 +37,6 @@ __all__ = [
 
 _WAVES = ("N", "P", "O", "Ky", "Kx")
 _AXES = (-2, -1)
-
-
-def _whole_patterns(x):
-    """A Dask array with each pattern in one chunk (its FFT needs whole
-    axes); scan positions stay chunked as given. Other arrays as they are."""
-    if hasattr(x, "rechunk"):
-        return x.rechunk({x.ndim - 2: -1, x.ndim - 1: -1})
-    return x
 
 
 def _occu_or_ones(xp, occu, like, n_omode):
@@ -78,7 +70,7 @@ def farfield_intensity(psi, omode_occu=None, *, floor=1e-10):
     with deferred_checks() as guard:
         xp, _ = check_arrays("farfield_intensity", _BRIDGE_ARGS,
                              {"psi": psi, "omode_occu": omode_occu}, {}, {})
-        Psi = xp.fft.fftn(_whole_patterns(psi), axes=_AXES, norm="ortho")
+        Psi = xp.fft.fftn(whole_planes(psi), axes=_AXES, norm="ortho")
         occ = _occu_or_ones(xp, omode_occu, psi, psi.shape[2])
         power = xp.real(Psi) ** 2 + xp.imag(Psi) ** 2
         I = xp.sum(xp.sum(occ * power, axis=1), axis=1)
@@ -107,7 +99,7 @@ def farfield_adjoint(dl_dI, Psi, omode_occu=None):
                              {"dl_dI": dl_dI, "Psi": Psi, "omode_occu": omode_occu}, {}, {})
         occ = _occu_or_ones(xp, omode_occu, Psi, Psi.shape[2])
         g = xp.fft.ifftshift(dl_dI, axes=_AXES)[:, None, None, ...]
-        return guard(xp.fft.ifftn(_whole_patterns((2 * occ * g) * Psi), axes=_AXES, norm="ortho"))
+        return guard(xp.fft.ifftn(whole_planes((2 * occ * g) * Psi), axes=_AXES, norm="ortho"))
 
 
 def object_grad_from_amp_phase(dl_damp, dl_dphase, obj):

@@ -20,9 +20,11 @@ import numpy as np
 
 from .._backend import power
 from .._registry import Loss, register
-from .._validate import Arg, Param, check_arrays, require, value_checks_enabled
+from .._validate import (Arg, Param, check_arrays, check_values, deferred_checks, require,
+                         value_checks_enabled)
 from . import _fast
 from .operators import apply_adjoint_along, apply_along, axis_operators
+from .shards import combine_sums, reread
 
 __all__ = ["LossSingle", "LossPoissn", "LossPacbed", "LossSparse", "LossSimlar", "LossTV"]
 
@@ -62,7 +64,8 @@ def _check_fused(loss, a, bad):
     """The value checks of a fused pass that counted, per large array, the
     elements outside its domain (``bad``: name -> count): the full checks,
     with their messages, run on an array only when its count is not 0, and
-    always on the small arrays (``dp_weight``, ``omode_occu``)."""
+    always on the small arrays (``dp_weight``, ``omode_occu``) and on an
+    array with no count."""
     if not value_checks_enabled():
         return
     rest = [arg for arg in loss.args if a.get(arg.name) is not None and bad.get(arg.name, 1) > 0]
@@ -75,12 +78,108 @@ def _nonzero(xp, x):
     return xp.where(x > 0, x, 1.0)
 
 
-class _DataTerm(Loss):
-    """Shared binding of the three diffraction-pattern terms."""
+def _wsum(xp, x, w):
+    """``sum(W x)`` over all elements, ``sum(x)`` without a weight."""
+    return xp.sum(x) if w is None else xp.sum(w * x)
+
+
+class _ShardedTerm(Loss):
+    """A term that is a function of a few sums over scan positions (axis N).
+
+    Besides the one-call API, every term offers the three phases a solver with
+    scan positions split over workers runs (see :mod:`.shards`):
+    :meth:`partial_sums` on each shard, :meth:`combine` (addition) across
+    shards, and :meth:`finish` on each shard. A subclass implements three
+    steps, which :meth:`_evaluate` chains for the unsharded call:
+
+    - ``_local(xp, a)``: the elementwise intermediates both phases use;
+    - ``_sums(xp, a, loc)``: the shard's partial sums, a dict of arrays
+      and numbers that add across shards;
+    - ``_finish(xp, a, sums, loc, need_grad)``: the value from the
+      combined sums and the shard's gradient.
+
+    These generic steps are the reference. Where :func:`._fast.kernels`
+    gives fused kernels for the arrays (NumPy float32/float64 with numba),
+    the one-call API runs ``_evaluate_fused(fast, xp, a, need_grad, out)``
+    instead: the same numbers in two passes over memory, the input value
+    checks counted in the pass that reads the data, and the gradient
+    written into ``out``. The three phases use the generic steps on every
+    backend.
+    """
 
     family = "ptycho"
+    _fills_out = True
+
+    def _checks_values_itself(self, arrays):
+        return _fast.kernels(arrays) is not None
+
+    def partial_sums(self, *arrays, **kw) -> dict:
+        """Phase 1: this shard's partial sums, a dict of 0-d (or small) arrays and ints.
+
+        Takes the term's arrays for a subset of scan positions, checked as
+        the one-call API checks them (on Dask, when the sums are computed).
+
+        Examples
+        --------
+        Two shards of four scan positions give the unsharded numbers:
+
+        >>> import numpy as np, ptyloss_xp as pl
+        >>> rng = np.random.default_rng(0)
+        >>> I = rng.uniform(1, 2, (4, 3, 3)); D = rng.uniform(1, 2, (4, 3, 3))
+        >>> loss = pl.get("loss_single")
+        >>> sums = loss.combine(loss.partial_sums(I[:1], D[:1]), loss.partial_sums(I[1:], D[1:]))
+        >>> (v, g0), (_, g1) = loss.finish(sums, I[:1], D[:1]), loss.finish(sums, I[1:], D[1:])
+        >>> v_ref, g_ref = loss.value_and_grad(I, D)
+        >>> bool(np.isclose(v, v_ref)), bool(np.allclose(np.concatenate([g0, g1]), g_ref))
+        (True, True)
+        """
+        with deferred_checks() as guard:
+            xp, a, _ = self.bind(arrays, kw)
+            if self._checks_values_itself(a):
+                # bind left the value checks to the fused pass, which this
+                # phase does not run: no counts, so every array is checked.
+                _check_fused(self, a, {})
+            sums = self._sums(xp, a, self._local(xp, a))
+            return dict(zip(sums, guard(tuple(sums.values()))))
+
+    def combine(self, *partials) -> dict:
+        """Phase 2: the sums over all shards (an all-reduce by addition)."""
+        return combine_sums(partials)
+
+    def finish(self, sums, *arrays, **kw):
+        """Phase 3: ``(value, grad)`` with the global value and this shard's gradient.
+
+        ``sums`` is :meth:`combine`'s result; the arrays are the same shard
+        :meth:`partial_sums` was given. Checks of the combined sums (a
+        positive normaliser) run here; the input values were checked in
+        phase 1 and are not read for checks again.
+        """
+        with deferred_checks() as guard:
+            with check_values(False):
+                xp, a, _ = self.bind(arrays, kw)
+            v, g = self._finish(xp, a, sums, self._local(xp, a), need_grad=True)
+            v, *g = guard((xp.asarray(v),) + tuple(g))
+        return v, (g[0] if len(g) == 1 else tuple(g))
+
+    def _evaluate(self, xp, a, need_grad, out=None):
+        fast = _fast.kernels(a)
+        if fast is not None:
+            return self._evaluate_fused(fast, xp, a, need_grad, out)
+        loc = self._local(xp, a)
+        sums = self._sums(xp, a, loc)
+        if need_grad:
+            again = reread(a, [sums])
+            if again is not a:
+                a, loc = again, self._local(xp, again)
+        return self._finish(xp, a, sums, loc, need_grad)
+
+
+class _DataTerm(_ShardedTerm):
+    """Shared binding of the three diffraction-pattern terms."""
+
     args = (_MODEL_DP, _MEASURED_DP, _DP_WEIGHT)
     param_cases = ({"dp_pow": 1.0}, {"dp_pow": 0.5}, {"dp_pow": 0.2})
+    kind: ClassVar[str] = ""  # the fused pointwise kernel ("single", "poissn"), if any
 
     def _mask(self, xp, a):
         """``(W, total weight over N*Ky*Kx)``; ``W`` is ``None`` without a mask."""
@@ -92,21 +191,9 @@ class _DataTerm(Loss):
         require(xp, total > 0, f"{self.name}: argument 'dp_weight' must have a positive sum, got all zeros")
         return w, total
 
-    _fills_out = True
-    kind: ClassVar[str] = ""  # the fused pointwise kernel ("single", "poissn"), if any
-
-    def _checks_values_itself(self, arrays):
-        return _fast.kernels(arrays) is not None
-
-    def _evaluate(self, xp, a, need_grad, out=None):
-        w, total = self._mask(xp, a)
-        fast = _fast.kernels(a)
-        if fast is None:
-            return self._evaluate_generic(xp, a, w, total, need_grad)
-        return self._evaluate_fused(fast, xp, a, w, total, need_grad, out)
-
-    def _evaluate_fused(self, fast, xp, a, w, total, need_grad, out):
+    def _evaluate_fused(self, fast, xp, a, need_grad, out):
         """Pass 1 gives the sums, :meth:`_value_and_scale` the scalars, pass 2 the gradient."""
+        w, total = self._mask(xp, a)
         model, meas = a["model_dp"], a["measured_dp"]
         eps = getattr(self, "eps", 0.0)
         sum_term, sum_d, bad_i, bad_d = fast.pointwise_sums(
@@ -120,10 +207,6 @@ class _DataTerm(Loss):
         g, add = _fast.out_for(model, None if out is None else out[0])
         return value, (fast.pointwise_grad(self.kind, model, meas, w, self.dp_pow, eps, scale,
                                            g, add),)
-
-    def _mean_measured(self, xp, dp, w, total):
-        """``mean(D^p)``, the normaliser of every data term; it must be > 0."""
-        return self._normaliser(xp, xp.sum(dp) if w is None else xp.sum(w * dp), w, total)
 
     def _normaliser(self, xp, sum_d, w, total):
         """``sum(W D^p) / total``, checked to be > 0 (the fused kernels give the sum)."""
@@ -160,19 +243,28 @@ class LossSingle(_DataTerm):
 
     kind = "single"
 
-    def _evaluate_generic(self, xp, a, w, total, need_grad):
+    def _local(self, xp, a):
+        w = a.get("dp_weight")
         ip, chain = _pow_and_chain(xp, a["model_dp"], self.dp_pow)
         dp = power(xp, a["measured_dp"], self.dp_pow)
         r = ip - dp
-        rw = r if w is None else w * r
-        rms = xp.sqrt(xp.sum(rw * r) / total)
-        mean_d = self._mean_measured(xp, dp, w, total)
+        return {"dp": dp, "r": r, "rw": r if w is None else w * r, "chain": chain}
+
+    def _sums(self, xp, a, loc):
+        w, total = self._mask(xp, a)
+        return {"sum_sq": xp.sum(loc["rw"] * loc["r"]), "sum_d": _wsum(xp, loc["dp"], w),
+                "total": total}
+
+    def _finish(self, xp, a, sums, loc, need_grad):
+        total = sums["total"]
+        rms = xp.sqrt(sums["sum_sq"] / total)
+        mean_d = self._normaliser(xp, sums["sum_d"], a.get("dp_weight"), total)
         value = self.weight * rms / mean_d
         if not need_grad:
             return value, None
         # d sqrt(s)/ds is infinite at a perfect fit; 0 is the subgradient.
         scale = xp.where(rms > 0, self.weight / (mean_d * _nonzero(xp, rms) * total), 0.0)
-        return value, (chain(rw * scale),)
+        return value, (loc["chain"](loc["rw"] * scale),)
 
     def _value_and_scale(self, sum_sq, mean_d, total):
         """Value and gradient scale (with ``p``) from the fused sums, as in the generic path."""
@@ -218,23 +310,29 @@ class LossPoissn(_DataTerm):
 
     kind = "poissn"
 
-    def _evaluate_generic(self, xp, a, w, total, need_grad):
+    def _local(self, xp, a):
         ip, chain = _pow_and_chain(xp, a["model_dp"], self.dp_pow)
-        dp = power(xp, a["measured_dp"], self.dp_pow)
-        mean_d = self._mean_measured(xp, dp, w, total)
-        shifted = ip + self.eps
-        terms = dp * xp.log(shifted) - ip
-        nll = xp.sum(terms) if w is None else xp.sum(w * terms)
-        value = -self.weight * nll / (total * mean_d)
+        return {"ip": ip, "chain": chain, "dp": power(xp, a["measured_dp"], self.dp_pow),
+                "shifted": ip + self.eps}
+
+    def _sums(self, xp, a, loc):
+        w, total = self._mask(xp, a)
+        terms = loc["dp"] * xp.log(loc["shifted"]) - loc["ip"]
+        return {"nll": _wsum(xp, terms, w), "sum_d": _wsum(xp, loc["dp"], w), "total": total}
+
+    def _finish(self, xp, a, sums, loc, need_grad):
+        w, total = a.get("dp_weight"), sums["total"]
+        mean_d = self._normaliser(xp, sums["sum_d"], w, total)
+        value = -self.weight * sums["nll"] / (total * mean_d)
         if not need_grad:
             return value, None
         # c - c D^p / (I^p + eps), not c (1 - D^p / (I^p + eps)): the ratio
         # alone overflows float32 for eps = 0 and I near its smallest value.
         c = self.weight / (total * mean_d)
-        g = c - c * dp / shifted
+        g = c - c * loc["dp"] / loc["shifted"]
         if w is not None:
             g = w * g
-        return value, (chain(g),)
+        return value, (loc["chain"](g),)
 
     def _value_and_scale(self, nll, mean_d, total):
         """Value and gradient scale from the fused sums; the kernel's factor is
@@ -268,50 +366,61 @@ class LossPacbed(_DataTerm):
                 "; 0 where the residual is exactly 0 (PyTorch: NaN)")
     reference = _PTYRAD
 
-    def _evaluate_generic(self, xp, a, w, total, need_grad):
-        return self._evaluate_pacbed(None, xp, a, w, total, need_grad, None)
-
-    def _evaluate_fused(self, fast, xp, a, w, total, need_grad, out):
-        return self._evaluate_pacbed(fast, xp, a, w, total, need_grad, out)
-
-    def _evaluate_pacbed(self, fast, xp, a, w, total, need_grad, out):
+    def _evaluate_fused(self, fast, xp, a, need_grad, out):
+        w, total = self._mask(xp, a)
         model, meas = a["model_dp"], a["measured_dp"]
         n = model.shape[0]
-        if fast is not None:
-            # One fused read of both inputs gives every full-size sum; the
-            # rest works on (Ky, Kx) arrays, as in the generic path.
-            sum_i, sum_dn, sum_d, bad_i, bad_d = fast.pacbed_sums(
-                model, meas, w, self.dp_pow, _MODEL_DP.low, _MEASURED_DP.low)
-            _check_fused(self, a, {"model_dp": bad_i, "measured_dp": bad_d})
-            mean_d = xp.asarray(self._normaliser(np, sum_d, w, total), dtype=model.dtype)
-            mean_i = xp.astype(sum_i / n, model.dtype)
-            mean_dn = xp.astype(sum_dn / n, model.dtype)
-        else:
-            mean_d = self._mean_measured(xp, power(xp, meas, self.dp_pow), w, total)
-            mean_i, mean_dn = xp.mean(model, axis=0), xp.mean(meas, axis=0)
+        # One fused read of both inputs gives every full-size sum; the rest
+        # works on (Ky, Kx) arrays, as in the generic path.
+        sum_i, sum_dn, sum_d, bad_i, bad_d = fast.pacbed_sums(
+            model, meas, w, self.dp_pow, _MODEL_DP.low, _MEASURED_DP.low)
+        _check_fused(self, a, {"model_dp": bad_i, "measured_dp": bad_d})
+        mean_d = xp.asarray(self._normaliser(np, sum_d, w, total), dtype=model.dtype)
+        value, g = self._from_means(xp, a, xp.astype(sum_i / n, model.dtype),
+                                    xp.astype(sum_dn / n, model.dtype), mean_d, n, total,
+                                    need_grad)
+        if g is None:
+            return value, None
+        o, add = _fast.out_for(model, None if out is None else out[0])
+        return value, (fast.broadcast_into(g, o, add),)
+
+    def _local(self, xp, a):
+        return {}
+
+    def _sums(self, xp, a, loc):
+        w, total = self._mask(xp, a)
+        model, meas = a["model_dp"], a["measured_dp"]
+        return {"sum_i": xp.sum(model, axis=0), "sum_dn": xp.sum(meas, axis=0),
+                "sum_d": _wsum(xp, power(xp, meas, self.dp_pow), w),
+                "n": model.shape[0], "total": total}
+
+    def _finish(self, xp, a, sums, loc, need_grad):
+        n, total = sums["n"], sums["total"]
+        mean_d = self._normaliser(xp, sums["sum_d"], a.get("dp_weight"), total)
+        value, g = self._from_means(xp, a, sums["sum_i"] / n, sums["sum_dn"] / n, mean_d, n,
+                                    total, need_grad)
+        if g is None:
+            return value, None
+        # Every pattern of the shard gets the same gradient.
+        model = a["model_dp"]
+        return value, (xp.broadcast_to(g, model.shape) + xp.zeros_like(model),)
+
+    def _from_means(self, xp, a, mean_i, mean_dn, mean_d, n, total, need_grad):
+        """Value and the (Ky, Kx) gradient of one pattern (``None`` without
+        ``need_grad``) from the two PACBEDs of all ``n`` patterns."""
+        w = a.get("dp_weight")
         ip, chain = _pow_and_chain(xp, mean_i, self.dp_pow)
         r = ip - power(xp, mean_dn, self.dp_pow)
         rw = r if w is None else w * r
-        k_total = total / n
-        rms = xp.sqrt(xp.sum(rw * r) / k_total)
+        rms = xp.sqrt(xp.sum(rw * r) / (total / n))
         value = self.weight * rms / mean_d
         if not need_grad:
             return value, None
         scale = xp.where(rms > 0, self.weight / (mean_d * _nonzero(xp, rms) * total), 0.0)
-        g = chain(rw * scale)
-        if fast is not None:
-            o, add = _fast.out_for(model, None if out is None else out[0])
-            return value, (fast.broadcast_into(g, o, add),)
-        return value, (xp.broadcast_to(g, model.shape) + xp.zeros_like(model),)
+        return value, chain(rw * scale)
 
 
-class _ObjectTerm(Loss):
-    family = "ptycho"
-    _fills_out = True
-
-    def _checks_values_itself(self, arrays):
-        return _fast.kernels(arrays) is not None
-
+class _ObjectTerm(_ShardedTerm):
     def _occu(self, xp, a):
         return xp.reshape(a["omode_occu"], (1, -1, 1, 1, 1))
 
@@ -345,21 +454,24 @@ class LossSparse(_ObjectTerm):
     def nonsmooth_distance(self, name, arrays):
         return np.abs(arrays[name]) if self.ln_order == 1 else None
 
-    def _evaluate(self, xp, a, need_grad, out=None):
-        fast = _fast.kernels(a)
-        if fast is not None:
-            return self._evaluate_fused(fast, xp, a, need_grad, out)
-        x = a["objp_patches"]
-        occ = a["omode_occu"]
-        n = self.ln_order
-        ax = (0, 2, 3, 4)
-        absx = xp.abs(x)
-        m = xp.mean(absx if n == 1 else absx**n, axis=ax)
+    def _local(self, xp, a):
+        return {"abs": xp.abs(a["objp_patches"])}
+
+    def _sums(self, xp, a, loc):
+        x, n = a["objp_patches"], self.ln_order
+        absx = loc["abs"]
+        return {"sum_abs": xp.sum(absx if n == 1 else absx**n, axis=(0, 2, 3, 4)),
+                "count": math.prod(x.shape) // x.shape[1]}
+
+    def _finish(self, xp, a, sums, loc, need_grad):
+        x, occ = a["objp_patches"], a["omode_occu"]
+        n, count = self.ln_order, sums["count"]
+        m = sums["sum_abs"] / count
         norm = m if n == 1 else m ** (1.0 / n)
         value = self.weight * xp.sum(occ * norm)
         if not need_grad:
             return value, None
-        count = math.prod(x.shape) // x.shape[1]
+        absx = loc.pop("abs")
         if n == 1:
             coef = occ * (self.weight / count)
         else:
@@ -459,25 +571,36 @@ class LossSimlar(_ObjectTerm):
         u = arrays["omode_occu"].reshape(1, -1, 1, 1, 1) * apply_along(np, x, mats)
         return float(np.min(np.std(u, axis=1)))
 
-    def _evaluate(self, xp, a, need_grad, out=None):
-        fast = _fast.kernels(a)
-        if fast is not None:
-            return self._evaluate_fused(fast, xp, a, need_grad, out)
+    def _local(self, xp, a):
+        """Per channel: the operators, deviations from the mode mean, and the std over modes."""
         occ = self._occu(xp, a)
-        value, grads = 0.0, []
+        channels = []
         for arg in self.args[:-1]:
             x = a[arg.name]
             mats = axis_operators(x.shape[2:], self.scale_factor, self.blur_std, self.name)
             u = occ * apply_along(xp, x, mats)
             d = u - xp.mean(u, axis=1, keepdims=True)
             s = xp.sqrt(xp.sum(d * d, axis=1, keepdims=True) / (u.shape[1] - 1))
-            value = value + self.weight * xp.mean(s)
-            if need_grad:
-                count = math.prod(s.shape)
-                scale = self.weight / (count * (u.shape[1] - 1))
-                inv = xp.where(s > 0, scale / _nonzero(xp, s), 0.0)
-                grads.append(apply_adjoint_along(xp, occ * d * inv, mats))
-        return value, (tuple(grads) if need_grad else None)
+            channels.append((mats, d, s))
+        return {"channels": channels}
+
+    def _sums(self, xp, a, loc):
+        sums = [xp.sum(s) for _, _, s in loc["channels"]]
+        total = sums[0] if len(sums) == 1 else sums[0] + sums[1]
+        return {"sum_std": total, "count": math.prod(loc["channels"][0][2].shape)}
+
+    def _finish(self, xp, a, sums, loc, need_grad):
+        count = sums["count"]
+        value = self.weight * sums["sum_std"] / count
+        if not need_grad:
+            return value, None
+        occ = self._occu(xp, a)
+        grads = []
+        for mats, d, s in loc["channels"]:
+            scale = self.weight / (count * (d.shape[1] - 1))
+            inv = xp.where(s > 0, scale / _nonzero(xp, s), 0.0)
+            grads.append(apply_adjoint_along(xp, occ * d * inv, mats))
+        return value, tuple(grads)
 
     def _evaluate_fused(self, fast, xp, a, need_grad, out):
         """Banded blur and zoom fused with the std over modes, one pass per channel."""
@@ -538,31 +661,42 @@ class LossTV(_ObjectTerm):
         # The smoothed magnitude bends on the scale eps where the slope is small.
         return self.eps
 
-    def _evaluate(self, xp, a, need_grad, out=None):
-        fast = _fast.kernels(a)
-        if fast is not None:
-            return self._evaluate_fused(fast, xp, a, need_grad, out)
-        occ = self._occu(xp, a)
-        value, grads = 0.0, []
+    def _local(self, xp, a):
+        """Per channel: the forward differences and the smoothed magnitude."""
+        channels = []
         for arg in self.args[:-1]:
             x = a[arg.name]
             dy = xp.concat([x[..., 1:, :] - x[..., :-1, :], xp.zeros_like(x[..., :1, :])], axis=-2)
             dx = xp.concat([x[..., 1:] - x[..., :-1], xp.zeros_like(x[..., :1])], axis=-1)
-            mag = xp.sqrt(dy * dy + dx * dx + self.eps**2)
-            count = math.prod(x.shape) // x.shape[1]
-            value = value + self.weight * xp.sum(occ * (mag - self.eps)) / count
-            if need_grad:
-                # With a tiny eps, eps^2 underflows and a flat patch has
-                # mag = 0: its gradient is 0, not 0/0.
-                c = xp.where(mag > 0, occ * (self.weight / count) / _nonzero(xp, mag), 0.0)
-                qy, qx = c * dy, c * dx
-                zy, zx = xp.zeros_like(x[..., :1, :]), xp.zeros_like(x[..., :1])
-                # Adjoint of the forward difference: q[i-1] - q[i], with the
-                # (zero) difference past the edge contributing nothing.
-                gy = xp.concat([zy, qy[..., :-1, :]], axis=-2) - xp.concat([qy[..., :-1, :], zy], axis=-2)
-                gx = xp.concat([zx, qx[..., :-1]], axis=-1) - xp.concat([qx[..., :-1], zx], axis=-1)
-                grads.append(gy + gx)
-        return value, (tuple(grads) if need_grad else None)
+            channels.append((dy, dx, xp.sqrt(dy * dy + dx * dx + self.eps**2)))
+        return {"channels": channels}
+
+    def _sums(self, xp, a, loc):
+        occ = self._occu(xp, a)
+        sums = [xp.sum(occ * (mag - self.eps)) for _, _, mag in loc["channels"]]
+        x = a[self.args[0].name]
+        return {"sum_tv": sums[0] if len(sums) == 1 else sums[0] + sums[1],
+                "count": math.prod(x.shape) // x.shape[1]}
+
+    def _finish(self, xp, a, sums, loc, need_grad):
+        count = sums["count"]
+        value = self.weight * sums["sum_tv"] / count
+        if not need_grad:
+            return value, None
+        occ = self._occu(xp, a)
+        grads = []
+        for dy, dx, mag in loc["channels"]:
+            # With a tiny eps, eps^2 underflows and a flat patch has
+            # mag = 0: its gradient is 0, not 0/0.
+            c = xp.where(mag > 0, occ * (self.weight / count) / _nonzero(xp, mag), 0.0)
+            qy, qx = c * dy, c * dx
+            zy, zx = xp.zeros_like(qy[..., :1, :]), xp.zeros_like(qx[..., :1])
+            # Adjoint of the forward difference: q[i-1] - q[i], with the
+            # (zero) difference past the edge contributing nothing.
+            gy = xp.concat([zy, qy[..., :-1, :]], axis=-2) - xp.concat([qy[..., :-1, :], zy], axis=-2)
+            gx = xp.concat([zx, qx[..., :-1]], axis=-1) - xp.concat([qx[..., :-1], zx], axis=-1)
+            grads.append(gy + gx)
+        return value, tuple(grads)
 
     def _evaluate_fused(self, fast, xp, a, need_grad, out):
         """Value and gradient of each channel in one fused pass over it."""
