@@ -17,5 +17,5 @@ def test_gpu_script_dry_run(capsys):
     assert gpu.main(["--dry-run", "--skip-tests"]) == 0
     out = capsys.readouterr().out
     assert "NumPy (dry run)" in out
-    for label in ("loss_single p=0.5", "loss_tv phase", "CombinedLoss default"):
+    for label in ("loss_single p=0.5", "loss_tv phase", "CombinedLoss example"):
         assert f"| {label} |" in out
