@@ -131,6 +131,29 @@ def naive_sparse(xp, a, w=0.1):
     return value, {"objp_patches": w * occ[None, :, None, None, None] * xp.sign(P) / count}
 
 
+def _tv_diffs(xp, x):
+    zy = xp.zeros_like(x[..., :1, :])
+    zx = xp.zeros_like(x[..., :1])
+    dy = xp.concatenate([x[..., 1:, :] - x[..., :-1, :], zy], axis=-2)
+    dx = xp.concatenate([x[..., 1:] - x[..., :-1], zx], axis=-1)
+    return dy, dx
+
+
+def naive_tv(xp, a, w=0.1, eps=1e-3):
+    """Isotropic TV of the phase: forward differences, then their adjoint."""
+    P, occ = a["objp_patches"], a["omode_occu"][None, :, None, None, None]
+    dy, dx = _tv_diffs(xp, P)
+    mag = xp.sqrt(dy**2 + dx**2 + eps**2)
+    count = P.size // P.shape[1]
+    value = w * xp.sum(occ * (mag - eps)) / count
+    qy, qx = occ * w * dy / (mag * count), occ * w * dx / (mag * count)
+    gy = -qy
+    gy[..., 1:, :] += qy[..., :-1, :]
+    gx = -qx
+    gx[..., 1:] += qx[..., :-1]
+    return value, {"objp_patches": gy + gx}
+
+
 def _taps(sigma):
     t = np.arange(-2, 3, dtype=np.float64)
     k = np.exp(-(t**2) / (2 * sigma**2))
@@ -237,18 +260,32 @@ def torch_simlar(torch, t, w=0.1, blur_std=1.0):
     return total
 
 
+def torch_tv(torch, t, w=0.1, eps=1e-3):
+    P, occ = t["objp_patches"], t["omode_occu"][None, :, None, None, None]
+    F = torch.nn.functional
+    dy = F.pad(P[..., 1:, :] - P[..., :-1, :], (0, 0, 0, 1))
+    dx = F.pad(P[..., 1:] - P[..., :-1], (0, 1))
+    mag = torch.sqrt(dy**2 + dx**2 + eps**2)
+    return w * torch.sum(occ * (mag - eps)) / (P.numel() // P.shape[1])
+
+
 def torch_combined(torch, t):
     return torch_single(torch, t) + torch_sparse(torch, t)
 
 
 # ------------------------------------------------------------ cases
 
+def _in_wrt_order(wrt, out):
+    return out[wrt[0]] if len(wrt) == 1 else tuple(out[n] for n in wrt)
+
+
 def _term(name, **params):
     loss = pl.get(name, **params)
     names = [arg.name for arg in loss.args if not arg.optional]
 
-    def call(a):
-        _, g = loss.value_and_grad(**{n: a[n] for n in names})
+    def call(a, out=None):
+        _, g = loss.value_and_grad(**{n: a[n] for n in names},
+                                   out=None if out is None else _in_wrt_order(loss.wrt, out))
         return g
 
     return call
@@ -257,8 +294,8 @@ def _term(name, **params):
 def _combined():
     combo = pl.CombinedLoss(pl.ptycho.ptyrad_example_loss_params())
 
-    def call(a):
-        return combo.value_and_grad(**{n: a[n] for n in DP + OBJ_P}).grads
+    def call(a, out=None):
+        return combo.value_and_grad(**{n: a[n] for n in DP + OBJ_P}, out=out).grads
 
     return call
 
@@ -277,6 +314,7 @@ def cases():
              torch_pacbed),
         Case("loss_sparse n=1", OBJ_P, ("objp_patches",), _term("loss_sparse"), naive_sparse,
              torch_sparse),
+        Case("loss_tv phase", OBJ_P, ("objp_patches",), _term("loss_tv"), naive_tv, torch_tv),
         Case("loss_simlar blur+zoom", OBJ_AP, ("obja_patches", "objp_patches"),
              _term("loss_simlar", obj_type="both", blur_std=1.0, scale_factor=(1.0, 0.5, 0.5)),
              naive_simlar, torch_simlar),

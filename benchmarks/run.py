@@ -128,11 +128,13 @@ def _torch_call(torch, backend, case, tensors):
     return {n: leaves[n].grad for n in case.wrt}
 
 
-def bench_case(backend, torch, case, arrays, bandwidth, warmup, repeats):
-    """One row of the table as a dict."""
+def bench_case(backend, torch, case, arrays, bandwidth, warmup, repeats, into=False):
+    """One row of the table as a dict; with ``into`` the library writes its
+    gradients into arrays allocated once (``out=``)."""
     xp = backend.xp
     a = {n: arrays[n] for n in case.args}
-    lib = lambda: case.library(a)  # noqa: E731
+    out = {n: xp.empty_like(a[n]) for n in case.wrt} if into else None
+    lib = lambda: case.library(a, out=out)  # noqa: E731
     naive = lambda: case.naive(xp, a)[1]  # noqa: E731
     ref = _grads_dict(case, lib())
     _check(case.label, "naive", ref, naive())
@@ -146,11 +148,23 @@ def bench_case(backend, torch, case, arrays, bandwidth, warmup, repeats):
         _check(case.label, "PyTorch", ref, run())
         row["torch ms"] = 1e3 * backend.timed(run, warmup, repeats)
     g, peak = backend.peak_extra(lib)
-    out = sum(arrays[n].nbytes for n in case.wrt)
-    row["extra MiB"] = (peak - out) / 2**20
-    row["x in"] = (peak - out) / max(a[n].nbytes for n in case.args)
+    grads = 0 if into else sum(arrays[n].nbytes for n in case.wrt)
+    row["extra MiB"] = (peak - grads) / 2**20
+    row["x in"] = (peak - grads) / max(a[n].nbytes for n in case.args)
     del g
     return row
+
+
+def compile_seconds():
+    """Seconds of the first float32 call of every fused term on a tiny problem:
+    the numba compile, or the load from its cache."""
+    import time
+
+    tiny = make_inputs(2, 8, 2)
+    start = time.perf_counter()
+    for case in cases():
+        case.library({n: getattr(tiny, n) for n in case.args})
+    return time.perf_counter() - start
 
 
 def format_table(rows):
@@ -180,11 +194,14 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, help="timed calls per measurement (default 7)")
     parser.add_argument("--cases", nargs="+", metavar="TEXT",
                         help="only the cases whose label contains one of these")
+    parser.add_argument("--out", action="store_true",
+                        help="the library writes its gradients into arrays allocated once "
+                             "(out=), as a solver loop does")
     parser.add_argument("--value-checks", action="store_true",
                         help="time the library with its input value checks on")
     parser.add_argument("--generic-path", action="store_true",
-                        help="switch the NumPy fast paths off: time the generic array API "
-                             "kernels on NumPy (the before of a before/after)")
+                        help="switch the fused (numba) kernels off: time the generic array "
+                             "API kernels on NumPy (the before of a before/after)")
     parser.add_argument("--torch-threads", type=int, metavar="N",
                         help="PyTorch intra-op threads (default: PyTorch's own choice)")
     parser.add_argument("--markdown", metavar="PATH", help="also write the report to PATH")
@@ -196,18 +213,23 @@ def main(argv=None):
     torch = _torch()
     if torch is not None and args.torch_threads:
         torch.set_num_threads(args.torch_threads)
-    if args.generic_path:
-        # The data terms dispatch on this one name; the generic kernels are
-        # the reference the fast paths are tested against.
-        from ptyloss_xp.ptycho import terms
+    from ptyloss_xp.ptycho import _fast
 
-        terms.is_numpy = lambda xp: False
+    if args.generic_path:
+        # The terms dispatch on this one function; the generic kernels are
+        # the reference the fast paths are tested against.
+        _fast.kernels = lambda arrays: None
 
     report = [f"Run {datetime.datetime.now():%Y-%m-%d %H:%M}, command: "
               f"`python benchmarks/run.py {' '.join(sys.argv[1:] if argv is None else argv)}`"]
     report += [f"- {fact}" for fact in machine(torch)]
+    fused = _fast.kernels({"x": np.zeros(1, np.float32)}) is not None
     report.append(f"- library value checks: {'on' if args.value_checks else 'off'}; "
-                  f"NumPy fast paths: {'off' if args.generic_path else 'on'}")
+                  f"fused numba kernels: {'on' if fused else 'off'}; "
+                  f"gradients into out=: {'yes' if args.out else 'no'}")
+    if fused:
+        report.append(f"- first call (numba compile or cache load), every fused term: "
+                      f"{compile_seconds():.2f} s")
     report.append(f"- load average at start: {os.getloadavg()[0]:.2f}")
     print("\n".join(report), flush=True)
     with pl.check_values(args.value_checks):
@@ -220,8 +242,8 @@ def main(argv=None):
             for n, k, omode in sizes:
                 host = make_inputs(n, k, omode)
                 arrays = {name: backend.asarray(x) for name, x in vars(host).items()}
-                rows = [bench_case(backend, torch, c, arrays, bandwidth, warmup, repeats)
-                        for c in chosen]
+                rows = [bench_case(backend, torch, c, arrays, bandwidth, warmup, repeats,
+                                   args.out) for c in chosen]
                 text = (f"\n{n} patterns of {k}x{k}, objects ({n}, {omode}, 1, {k}, {k}), "
                         f"float32\n\n{format_table(rows)}")
                 report.append(text)

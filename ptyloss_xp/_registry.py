@@ -8,8 +8,9 @@ index and the command line read.
 from __future__ import annotations
 
 import math
-
 from typing import ClassVar
+
+import array_api_compat
 
 from ._validate import REDUCTION, check_arrays, deferred_checks
 
@@ -116,6 +117,9 @@ class Loss:
     formula: ClassVar[str] = ""
     gradient: ClassVar[str] = ""
     reference: ClassVar[str] = ""
+    # Whether ``_evaluate`` takes ``out=`` (a tuple of ``(array, add)`` in
+    # ``wrt`` order) and writes the gradient there itself.
+    _fills_out: ClassVar[bool] = False
 
     def __init__(self, **params):
         unknown = sorted(set(params) - set(self.params))
@@ -178,17 +182,65 @@ class Loss:
             v, _ = self._evaluate(xp, a, need_grad=False)
             return guard(xp.asarray(v))
 
-    def grad(self, *arrays, **kw):
-        """Gradient of the value with respect to ``wrt``: one array, or a tuple in ``wrt`` order."""
-        return self.value_and_grad(*arrays, **kw)[1]
+    def grad(self, *arrays, out=None, **kw):
+        """Gradient of the value with respect to ``wrt``: one array, or a tuple in ``wrt`` order.
 
-    def value_and_grad(self, *arrays, **kw):
-        """``(value, grad)``, sharing the work between them."""
+        ``out`` as in :meth:`value_and_grad`.
+        """
+        return self.value_and_grad(*arrays, out=out, **kw)[1]
+
+    def value_and_grad(self, *arrays, out=None, **kw):
+        """``(value, grad)``, sharing the work between them.
+
+        ``out``, optional: the array (a tuple in ``wrt`` order when ``wrt``
+        has several names) that receives the gradient and is returned as
+        it, so that a solver loop allocates no gradient per call. Each must
+        have its input's type, shape and dtype, be writable (not JAX), and
+        share no memory with any input; the fused NumPy kernels write into
+        it directly.
+        """
+        return self._value_and_grad(arrays, kw, out, add=False)
+
+    def _value_and_grad(self, arrays, kw, out, add):
+        """:meth:`value_and_grad`; with ``add`` (a bool, or one per ``wrt``
+        name) the gradient is added to ``out`` (the combiner's sum over terms)."""
         with deferred_checks() as guard:
             xp, a, _ = self.bind(arrays, kw)
-            v, g = self._evaluate(xp, a, need_grad=True)
+            outs = None if out is None else self._bind_out(a, out, add)
+            if outs is not None and self._fills_out:
+                v, g = self._evaluate(xp, a, need_grad=True, out=outs)
+            else:
+                v, g = self._evaluate(xp, a, need_grad=True)
+            if outs is not None:
+                g = tuple(_write_into(o, gi, add_i) for (o, add_i), gi in zip(outs, g))
             v, *g = guard((xp.asarray(v),) + tuple(g))
         return v, (g[0] if len(g) == 1 else tuple(g))
+
+    def _bind_out(self, a, out, add):
+        """``out`` as a tuple of ``(array, add)`` in ``wrt`` order, checked."""
+        wrt = self.wrt
+        outs = (out,) if len(wrt) == 1 and not isinstance(out, tuple) else out
+        if not isinstance(outs, tuple) or len(outs) != len(wrt):
+            msg = (f"{self.name}: out must be {'one array' if len(wrt) == 1 else 'a tuple of'} "
+                   f"for {', '.join(map(repr, wrt))}, got {type(out).__name__}")
+            raise TypeError(msg)
+        for name, o in zip(wrt, outs):
+            x = a[name]
+            if type(o) is not type(x) or tuple(o.shape) != tuple(x.shape) or o.dtype != x.dtype:
+                msg = (f"{self.name}: out for {name!r} must be a {type(x).__name__} of shape "
+                       f"{tuple(x.shape)} and dtype {x.dtype}, got {type(o).__name__} of shape "
+                       f"{tuple(getattr(o, 'shape', ()))} and dtype {getattr(o, 'dtype', None)}")
+                raise TypeError(msg)
+            if array_api_compat.is_jax_array(o):
+                msg = f"{self.name}: out= needs writable arrays; JAX arrays are immutable"
+                raise TypeError(msg)
+            others = [y for y in a.values() if y is not None] + [p for p in outs if p is not o]
+            if any(_shares_memory(o, y) for y in others):
+                msg = (f"{self.name}: out for {name!r} shares memory with an input or another "
+                       "out; the inputs are never modified, so give a separate array")
+                raise ValueError(msg)
+        adds = add if isinstance(add, tuple) else (add,) * len(outs)
+        return tuple(zip(outs, adds))
 
     def nonsmooth_distance(self, name: str, arrays: dict):
         """Distance from each element of argument ``name`` to the nearest
@@ -209,6 +261,29 @@ class Loss:
         """Return ``(value, grads)``; ``grads`` is a tuple in ``wrt`` order, or
         ``None`` when ``need_grad`` is false."""
         raise NotImplementedError
+
+
+def _shares_memory(o, x):
+    if o is x:
+        return True
+    if array_api_compat.is_numpy_array(o) and array_api_compat.is_numpy_array(x):
+        import numpy as np
+
+        return np.may_share_memory(o, x)
+    if array_api_compat.is_cupy_array(o) and array_api_compat.is_cupy_array(x):
+        import cupy
+
+        return cupy.may_share_memory(o, x)
+    if array_api_compat.is_torch_array(o) and array_api_compat.is_torch_array(x):
+        return o.untyped_storage().data_ptr() == x.untyped_storage().data_ptr()
+    return False
+
+
+def _write_into(o, g, add):
+    """``o`` holding ``g`` (or ``o + g`` with ``add``); nothing to do when the kernel wrote ``o``."""
+    if g is not o:
+        o[...] = (o + g) if add else g
+    return o
 
 
 class PointwiseLoss(Loss):

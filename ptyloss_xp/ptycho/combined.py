@@ -131,8 +131,13 @@ class CombinedLoss:
             raise TypeError(msg)
         return {a.name: arrays.get(a.name) for a in loss.args}
 
-    def _collect(self, arrays, evaluate) -> CombinedResult:
-        """Sum ``evaluate(term, loss, term_arrays) -> (value, grad or None)`` over the active terms."""
+    def _collect(self, arrays, evaluate, out=None) -> CombinedResult:
+        """Sum ``evaluate(term, loss, term_arrays) -> (value, grad or None)`` over the active terms.
+
+        With ``out`` (a dict by variable) every term's gradient goes into
+        ``out`` instead: the first term of a variable writes its array, the
+        next ones add to it, so no gradient is allocated per call.
+        """
         given = {k: v for k, v in arrays.items() if v is not None}
         xp = namespace(given, "CombinedLoss")
         ref = given.get("model_dp", next(iter(given.values())))
@@ -141,7 +146,14 @@ class CombinedLoss:
         grads = {}
         total = zero
         for t, loss in self.losses.items():
-            v, g = evaluate(t, loss, self._term_arrays(t, loss, arrays))
+            kw = self._term_arrays(t, loss, arrays)
+            if out is not None:
+                add = tuple(name in grads for name in loss.wrt)
+                v, _ = loss._value_and_grad((), kw, tuple(out[n] for n in loss.wrt), add)
+                grads.update((name, out[name]) for name in loss.wrt)
+                g = None
+            else:
+                v, g = evaluate(t, loss, kw)
             if g is not None:
                 g = (g,) if len(loss.wrt) == 1 else g
                 for name, gi in zip(loss.wrt, g):
@@ -163,8 +175,13 @@ class CombinedLoss:
         """The total loss as a 0-d array."""
         return self._collect(self._check_names(arrays), _value_only).total
 
-    def value_and_grad(self, **arrays) -> CombinedResult:
+    def value_and_grad(self, out=None, **arrays) -> CombinedResult:
         """Total, weighted terms and per-variable gradients in one pass.
+
+        ``out``, optional: a dict with an array for every name in :attr:`wrt`
+        (shaped and typed like that input, sharing no memory with any
+        input); the summed gradients are written there and returned in
+        ``grads``, so that a solver loop allocates no gradient per call.
 
         On Dask arrays chunked along the scan positions this builds one graph
         of the two phases of :meth:`partial_sums` and :meth:`finish`: every
@@ -175,10 +192,22 @@ class CombinedLoss:
         computed.
         """
         arrays = self._check_names(arrays)
-        if any(_is_dask(v) for v in arrays.values()):
+        dask = any(_is_dask(v) for v in arrays.values())
+        if out is not None:
+            missing = [n for n in self.wrt if n not in out]
+            extra = [n for n in out if n not in self.wrt]
+            if missing or extra:
+                msg = (f"CombinedLoss: out must have exactly the keys {', '.join(self.wrt)}; "
+                       f"missing {missing or 'none'}, not differentiated {extra or 'none'}")
+                raise TypeError(msg)
+            if dask:
+                msg = ("CombinedLoss: out= needs eager arrays; Dask gradients are lazy "
+                       "(persist them instead)")
+                raise TypeError(msg)
+        if dask:
             sums = self.partial_sums(**arrays)
             return self.finish(sums, **reread(arrays, list(sums.values())))
-        return self._collect(arrays, lambda t, loss, kw: loss.value_and_grad(**kw))
+        return self._collect(arrays, lambda t, loss, kw: loss.value_and_grad(**kw), out)
 
     def partial_sums(self, **arrays) -> dict:
         """Phase 1 for a shard of scan positions: ``{term: partial sums}`` of the active terms.

@@ -14,13 +14,15 @@ PtyRAD's.
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import numpy as np
 
-from .._backend import is_numpy, power
+from .._backend import power
 from .._registry import Loss, register
-from .._validate import Arg, Param, check_values, deferred_checks, require
-from . import _numpy_kernels
+from .._validate import (Arg, Param, check_arrays, check_values, deferred_checks, require,
+                         value_checks_enabled)
+from . import _fast
 from .operators import apply_adjoint_along, apply_along, axis_operators
 from .shards import combine_sums, reread
 
@@ -42,23 +44,38 @@ _OBJP = Arg("objp_patches", _OBJ, grad=True, doc="object phase patches")
 _WEIGHT = Param(1.0, low=0.0, doc="multiplies the term")
 
 
-def _pow_and_slope(xp, x, p):
-    """``x**p`` and ``p * x**(p - 1)`` for ``x > 0``, sharing the work."""
+def _pow_and_chain(xp, x, p):
+    """``x**p`` for ``x > 0`` and the chain rule through it, ``g -> g * p x^(p-1)``.
+
+    The chain multiplies ``g`` (already scaled by the term's small constant)
+    before dividing by ``x``, so that ``x^(p-1)`` alone, which overflows
+    float32 for ``x`` near its smallest value and a small ``p``, is never
+    formed.
+    """
     if p == 1:
-        return x, None
+        return x, lambda g: g
     xp_ = power(xp, x, p)
     if p == 0.5:
-        return xp_, 0.5 / xp_
-    return xp_, p * xp_ / x
+        return xp_, lambda g: g * 0.5 / xp_
+    return xp_, lambda g: g * (p * xp_) / x
+
+
+def _check_fused(loss, a, bad):
+    """The value checks of a fused pass that counted, per large array, the
+    elements outside its domain (``bad``: name -> count): the full checks,
+    with their messages, run on an array only when its count is not 0, and
+    always on the small arrays (``dp_weight``, ``omode_occu``) and on an
+    array with no count."""
+    if not value_checks_enabled():
+        return
+    rest = [arg for arg in loss.args if a.get(arg.name) is not None and bad.get(arg.name, 1) > 0]
+    if rest:
+        check_arrays(loss.name, rest, a, {}, loss.config)
 
 
 def _nonzero(xp, x):
     """``x`` with zeros replaced by 1, for denominators guarded by a ``where``."""
     return xp.where(x > 0, x, 1.0)
-
-
-def _times_slope(g, slope):
-    return g if slope is None else g * slope
 
 
 def _wsum(xp, x, w):
@@ -80,9 +97,21 @@ class _ShardedTerm(Loss):
       and numbers that add across shards;
     - ``_finish(xp, a, sums, loc, need_grad)``: the value from the
       combined sums and the shard's gradient.
+
+    These generic steps are the reference. Where :func:`._fast.kernels`
+    gives fused kernels for the arrays (NumPy float32/float64 with numba),
+    the one-call API runs ``_evaluate_fused(fast, xp, a, need_grad, out)``
+    instead: the same numbers in two passes over memory, the input value
+    checks counted in the pass that reads the data, and the gradient
+    written into ``out``. The three phases use the generic steps on every
+    backend.
     """
 
     family = "ptycho"
+    _fills_out = True
+
+    def _checks_values_itself(self, arrays):
+        return _fast.kernels(arrays) is not None
 
     def partial_sums(self, *arrays, **kw) -> dict:
         """Phase 1: this shard's partial sums, a dict of 0-d (or small) arrays and ints.
@@ -106,6 +135,10 @@ class _ShardedTerm(Loss):
         """
         with deferred_checks() as guard:
             xp, a, _ = self.bind(arrays, kw)
+            if self._checks_values_itself(a):
+                # bind left the value checks to the fused pass, which this
+                # phase does not run: no counts, so every array is checked.
+                _check_fused(self, a, {})
             sums = self._sums(xp, a, self._local(xp, a))
             return dict(zip(sums, guard(tuple(sums.values()))))
 
@@ -128,7 +161,10 @@ class _ShardedTerm(Loss):
             v, *g = guard((xp.asarray(v),) + tuple(g))
         return v, (g[0] if len(g) == 1 else tuple(g))
 
-    def _evaluate(self, xp, a, need_grad):
+    def _evaluate(self, xp, a, need_grad, out=None):
+        fast = _fast.kernels(a)
+        if fast is not None:
+            return self._evaluate_fused(fast, xp, a, need_grad, out)
         loc = self._local(xp, a)
         sums = self._sums(xp, a, loc)
         if need_grad:
@@ -143,11 +179,7 @@ class _DataTerm(_ShardedTerm):
 
     args = (_MODEL_DP, _MEASURED_DP, _DP_WEIGHT)
     param_cases = ({"dp_pow": 1.0}, {"dp_pow": 0.5}, {"dp_pow": 0.2})
-
-    def _evaluate(self, xp, a, need_grad):
-        if is_numpy(xp):
-            return self._evaluate_numpy(xp, a, *self._mask(xp, a), need_grad)
-        return super()._evaluate(xp, a, need_grad)
+    kind: ClassVar[str] = ""  # the fused pointwise kernel ("single", "poissn"), if any
 
     def _mask(self, xp, a):
         """``(W, total weight over N*Ky*Kx)``; ``W`` is ``None`` without a mask."""
@@ -159,23 +191,25 @@ class _DataTerm(_ShardedTerm):
         require(xp, total > 0, f"{self.name}: argument 'dp_weight' must have a positive sum, got all zeros")
         return w, total
 
-    def _numpy_pass(self, kind, a, w, total, need_grad, eps=0.0):
-        """Pass 1 of the cache-blocked NumPy kernel of ``kind`` ("single" or "poissn").
-
-        Returns ``(sum_term, mean_d, direction)`` as documented in
-        :func:`._numpy_kernels.pointwise_sums`, with ``mean_d`` checked.
-        """
-        sum_term, sum_d, direction = _numpy_kernels.pointwise_sums(
-            kind, a["model_dp"], a["measured_dp"], w, self.dp_pow, eps, need_grad)
-        return sum_term, self._normaliser(np, sum_d, w, total), direction
-
-    @staticmethod
-    def _numpy_value(xp, v, a):
-        """The float64 host scalar ``v`` as a 0-d array of the inputs' dtype."""
-        return xp.asarray(v, dtype=a["model_dp"].dtype)
+    def _evaluate_fused(self, fast, xp, a, need_grad, out):
+        """Pass 1 gives the sums, :meth:`_value_and_scale` the scalars, pass 2 the gradient."""
+        w, total = self._mask(xp, a)
+        model, meas = a["model_dp"], a["measured_dp"]
+        eps = getattr(self, "eps", 0.0)
+        sum_term, sum_d, bad_i, bad_d = fast.pointwise_sums(
+            self.kind, model, meas, w, self.dp_pow, eps, _MODEL_DP.low, _MEASURED_DP.low)
+        _check_fused(self, a, {"model_dp": bad_i, "measured_dp": bad_d})
+        mean_d = self._normaliser(np, sum_d, w, total)
+        value, scale = self._value_and_scale(sum_term, mean_d, total)
+        value = xp.asarray(value, dtype=model.dtype)
+        if not need_grad:
+            return value, None
+        g, add = _fast.out_for(model, None if out is None else out[0])
+        return value, (fast.pointwise_grad(self.kind, model, meas, w, self.dp_pow, eps, scale,
+                                           g, add),)
 
     def _normaliser(self, xp, sum_d, w, total):
-        """``sum(W D^p) / total``, checked to be > 0 (the NumPy kernels give the sum)."""
+        """``sum(W D^p) / total``, checked to be > 0 (the fused kernels give the sum)."""
         mean_d = sum_d / total
         where = " where dp_weight > 0" if w is not None else ""
         require(xp, mean_d > 0,
@@ -207,12 +241,14 @@ class LossSingle(_DataTerm):
                 "; 0 where the residual is exactly 0 (PyTorch: NaN)")
     reference = _PTYRAD
 
+    kind = "single"
+
     def _local(self, xp, a):
         w = a.get("dp_weight")
-        ip, slope = _pow_and_slope(xp, a["model_dp"], self.dp_pow)
+        ip, chain = _pow_and_chain(xp, a["model_dp"], self.dp_pow)
         dp = power(xp, a["measured_dp"], self.dp_pow)
         r = ip - dp
-        return {"dp": dp, "r": r, "rw": r if w is None else w * r, "slope": slope}
+        return {"dp": dp, "r": r, "rw": r if w is None else w * r, "chain": chain}
 
     def _sums(self, xp, a, loc):
         w, total = self._mask(xp, a)
@@ -228,18 +264,13 @@ class LossSingle(_DataTerm):
             return value, None
         # d sqrt(s)/ds is infinite at a perfect fit; 0 is the subgradient.
         scale = xp.where(rms > 0, self.weight / (mean_d * _nonzero(xp, rms) * total), 0.0)
-        return value, (_times_slope(loc["rw"] * scale, loc["slope"]),)
+        return value, (loc["chain"](loc["rw"] * scale),)
 
-    def _evaluate_numpy(self, xp, a, w, total, need_grad):
-        """The same numbers as :meth:`_evaluate`'s generic path, in two passes over memory."""
-        sum_sq, mean_d, direction = self._numpy_pass("single", a, w, total, need_grad)
+    def _value_and_scale(self, sum_sq, mean_d, total):
+        """Value and gradient scale (with ``p``) from the fused sums, as in the generic path."""
         rms = (sum_sq / total) ** 0.5
-        value = self._numpy_value(xp, self.weight * rms / mean_d, a)
-        if not need_grad:
-            return value, None
-        # 0 at a perfect fit, the subgradient, as in the generic path.
         scale = self.weight * self.dp_pow / (mean_d * rms * total) if rms > 0 else 0.0
-        return value, (_numpy_kernels.scale_in_place(direction, scale),)
+        return self.weight * rms / mean_d, scale
 
 
 @register
@@ -248,6 +279,15 @@ class LossPoissn(_DataTerm):
 
     Value: ``-w * mean(D^p log(I^p + eps) - I^p) / mean(D^p)``; ``eps`` only
     inside the log.
+
+    Domain in float32: the gradient is formed as ``c D^p/(I^p+eps) - c``
+    times ``I^(p-1)``, with the small constant ``c = w p / (M mean(D^p))``
+    entering first, so no intermediate overflows where the gradient itself
+    fits float32 (model values down to the smallest subnormal, 1e-45, with
+    ``eps = 0``). Where the exact gradient exceeds the float32 range
+    (``|g| > 3.4e38``, e.g. ``eps = 0`` and ``D / I`` beyond ``3.4e38 M``),
+    that element is +-inf, IEEE overflow; PtyRAD's forward model adds
+    1e-10 to ``I``, far from that.
 
     Examples
     --------
@@ -268,9 +308,11 @@ class LossPoissn(_DataTerm):
                 r"/ (M \langle D^p \rangle)")
     reference = _PTYRAD + "; Odstrcil et al., Opt. Express 26, 3108 (2018)"
 
+    kind = "poissn"
+
     def _local(self, xp, a):
-        ip, slope = _pow_and_slope(xp, a["model_dp"], self.dp_pow)
-        return {"ip": ip, "slope": slope, "dp": power(xp, a["measured_dp"], self.dp_pow),
+        ip, chain = _pow_and_chain(xp, a["model_dp"], self.dp_pow)
+        return {"ip": ip, "chain": chain, "dp": power(xp, a["measured_dp"], self.dp_pow),
                 "shifted": ip + self.eps}
 
     def _sums(self, xp, a, loc):
@@ -284,20 +326,19 @@ class LossPoissn(_DataTerm):
         value = -self.weight * sums["nll"] / (total * mean_d)
         if not need_grad:
             return value, None
-        g = (1.0 - loc["dp"] / loc["shifted"]) * (self.weight / (total * mean_d))
+        # c - c D^p / (I^p + eps), not c (1 - D^p / (I^p + eps)): the ratio
+        # alone overflows float32 for eps = 0 and I near its smallest value.
+        c = self.weight / (total * mean_d)
+        g = c - c * loc["dp"] / loc["shifted"]
         if w is not None:
             g = w * g
-        return value, (_times_slope(g, loc["slope"]),)
+        return value, (loc["chain"](g),)
 
-    def _evaluate_numpy(self, xp, a, w, total, need_grad):
-        """The same numbers as :meth:`_evaluate`'s generic path, in two passes over memory."""
-        nll, mean_d, direction = self._numpy_pass("poissn", a, w, total, need_grad, self.eps)
-        value = self._numpy_value(xp, -self.weight * nll / (total * mean_d), a)
-        if not need_grad:
-            return value, None
-        # The kernel's direction is (D^p/(I^p+eps) - 1) I^(p-1): the sign and p go here.
-        scale = -self.weight * self.dp_pow / (total * mean_d)
-        return value, (_numpy_kernels.scale_in_place(direction, scale),)
+    def _value_and_scale(self, nll, mean_d, total):
+        """Value and gradient scale from the fused sums; the kernel's factor is
+        ``D^p/(I^p+eps) - 1``, so the sign and ``p`` go here."""
+        return (-self.weight * nll / (total * mean_d),
+                -self.weight * self.dp_pow / (total * mean_d))
 
 
 @register
@@ -325,15 +366,23 @@ class LossPacbed(_DataTerm):
                 "; 0 where the residual is exactly 0 (PyTorch: NaN)")
     reference = _PTYRAD
 
-    def _evaluate_numpy(self, xp, a, w, total, need_grad):
+    def _evaluate_fused(self, fast, xp, a, need_grad, out):
+        w, total = self._mask(xp, a)
         model, meas = a["model_dp"], a["measured_dp"]
         n = model.shape[0]
-        # One cache-blocked read of both inputs gives every full-size sum;
-        # the rest works on (Ky, Kx) arrays, as in the generic path.
-        sum_i, sum_dn, sum_d = _numpy_kernels.pacbed_sums(model, meas, w, self.dp_pow)
-        mean_d = self._numpy_value(xp, self._normaliser(np, sum_d, w, total), a)
-        return self._from_means(xp, a, xp.astype(sum_i / n, model.dtype),
-                                xp.astype(sum_dn / n, model.dtype), mean_d, n, total, need_grad)
+        # One fused read of both inputs gives every full-size sum; the rest
+        # works on (Ky, Kx) arrays, as in the generic path.
+        sum_i, sum_dn, sum_d, bad_i, bad_d = fast.pacbed_sums(
+            model, meas, w, self.dp_pow, _MODEL_DP.low, _MEASURED_DP.low)
+        _check_fused(self, a, {"model_dp": bad_i, "measured_dp": bad_d})
+        mean_d = xp.asarray(self._normaliser(np, sum_d, w, total), dtype=model.dtype)
+        value, g = self._from_means(xp, a, xp.astype(sum_i / n, model.dtype),
+                                    xp.astype(sum_dn / n, model.dtype), mean_d, n, total,
+                                    need_grad)
+        if g is None:
+            return value, None
+        o, add = _fast.out_for(model, None if out is None else out[0])
+        return value, (fast.broadcast_into(g, o, add),)
 
     def _local(self, xp, a):
         return {}
@@ -348,13 +397,19 @@ class LossPacbed(_DataTerm):
     def _finish(self, xp, a, sums, loc, need_grad):
         n, total = sums["n"], sums["total"]
         mean_d = self._normaliser(xp, sums["sum_d"], a.get("dp_weight"), total)
-        return self._from_means(xp, a, sums["sum_i"] / n, sums["sum_dn"] / n, mean_d, n, total,
-                                need_grad)
+        value, g = self._from_means(xp, a, sums["sum_i"] / n, sums["sum_dn"] / n, mean_d, n,
+                                    total, need_grad)
+        if g is None:
+            return value, None
+        # Every pattern of the shard gets the same gradient.
+        model = a["model_dp"]
+        return value, (xp.broadcast_to(g, model.shape) + xp.zeros_like(model),)
 
     def _from_means(self, xp, a, mean_i, mean_dn, mean_d, n, total, need_grad):
-        """Value and gradient from the two PACBEDs of all ``n`` patterns."""
+        """Value and the (Ky, Kx) gradient of one pattern (``None`` without
+        ``need_grad``) from the two PACBEDs of all ``n`` patterns."""
         w = a.get("dp_weight")
-        ip, slope = _pow_and_slope(xp, mean_i, self.dp_pow)
+        ip, chain = _pow_and_chain(xp, mean_i, self.dp_pow)
         r = ip - power(xp, mean_dn, self.dp_pow)
         rw = r if w is None else w * r
         rms = xp.sqrt(xp.sum(rw * r) / (total / n))
@@ -362,12 +417,7 @@ class LossPacbed(_DataTerm):
         if not need_grad:
             return value, None
         scale = xp.where(rms > 0, self.weight / (mean_d * _nonzero(xp, rms) * total), 0.0)
-        g = _times_slope(rw * scale, slope)
-        # Every pattern of the shard gets the same gradient.
-        model = a["model_dp"]
-        if is_numpy(xp):
-            return value, (_numpy_kernels.broadcast_copy(g, model.shape),)
-        return value, (xp.broadcast_to(g, model.shape) + xp.zeros_like(model),)
+        return value, chain(rw * scale)
 
 
 class _ObjectTerm(_ShardedTerm):
@@ -437,6 +487,27 @@ class LossSparse(_ObjectTerm):
             g *= absx ** (n - 1)
         g *= xp.reshape(coef, (1, -1, 1, 1, 1))
         return value, (g,)
+
+    def _evaluate_fused(self, fast, xp, a, need_grad, out):
+        """The generic formulas on the per-mode sums of one fused pass."""
+        x = a["objp_patches"]
+        occ = np.asarray(a["omode_occu"], dtype=np.float64)
+        n = self.ln_order
+        sums, bad = fast.sparse_sums(x, n)
+        _check_fused(self, a, {"objp_patches": bad})
+        count = math.prod(x.shape) // x.shape[1]
+        m = sums / count
+        norm = m if n == 1 else m ** (1.0 / n)
+        value = xp.asarray(self.weight * np.dot(occ, norm), dtype=x.dtype)
+        if not need_grad:
+            return value, None
+        if n == 1:
+            coef = occ * (self.weight / count)
+        else:
+            coef = np.where(m > 0, occ * np.where(m > 0, m, 1.0) ** (1.0 / n - 1.0), 0.0)
+            coef = coef * (self.weight / count)
+        g, add = _fast.out_for(x, None if out is None else out[0])
+        return value, (fast.sparse_grad(x, n, coef, g, add),)
 
 
 _OBJ_TYPE = Param("both", kind="choice", choices=("amplitude", "phase", "both"),
@@ -531,6 +602,24 @@ class LossSimlar(_ObjectTerm):
             grads.append(apply_adjoint_along(xp, occ * d * inv, mats))
         return value, tuple(grads)
 
+    def _evaluate_fused(self, fast, xp, a, need_grad, out):
+        """Banded blur and zoom fused with the std over modes, one pass per channel."""
+        occ = a["omode_occu"]
+        value, grads, bad = 0.0, [], {}
+        for i, arg in enumerate(self.args[:-1]):
+            x = a[arg.name]
+            mats = axis_operators(x.shape[2:], self.scale_factor, self.blur_std, self.name)
+            count = x.shape[0] * math.prod(
+                x.shape[2 + j] if m is None else m.shape[0] for j, m in enumerate(mats))
+            g, add = _fast.out_for(x, None if out is None else out[i])
+            total, bad[arg.name] = fast.simlar_value_grad(
+                x, occ, mats, self.weight / (count * (x.shape[1] - 1)), g, need_grad, add)
+            value += self.weight * total / count
+            grads.append(g)
+        _check_fused(self, a, bad)
+        value = xp.asarray(value, dtype=a[self.args[0].name].dtype)
+        return value, (tuple(grads) if need_grad else None)
+
 
 @register
 class LossTV(_ObjectTerm):
@@ -541,6 +630,8 @@ class LossTV(_ObjectTerm):
     past the last row and column. Isotropic so that it does not favour edges
     along the scan grid; ``eps`` keeps it differentiable where the object is
     flat, so gradient steps stay bounded; ``- eps`` makes a flat object cost 0.
+    An ``eps`` whose square underflows the dtype (float32: ``eps < 1e-19``)
+    gives a flat patch a zero gradient (its subgradient), not 0/0.
 
     Examples
     --------
@@ -595,7 +686,9 @@ class LossTV(_ObjectTerm):
         occ = self._occu(xp, a)
         grads = []
         for dy, dx, mag in loc["channels"]:
-            c = occ * (self.weight / count) / mag
+            # With a tiny eps, eps^2 underflows and a flat patch has
+            # mag = 0: its gradient is 0, not 0/0.
+            c = xp.where(mag > 0, occ * (self.weight / count) / _nonzero(xp, mag), 0.0)
             qy, qx = c * dy, c * dx
             zy, zx = xp.zeros_like(qy[..., :1, :]), xp.zeros_like(qx[..., :1])
             # Adjoint of the forward difference: q[i-1] - q[i], with the
@@ -604,3 +697,21 @@ class LossTV(_ObjectTerm):
             gx = xp.concat([zx, qx[..., :-1]], axis=-1) - xp.concat([qx[..., :-1], zx], axis=-1)
             grads.append(gy + gx)
         return value, tuple(grads)
+
+    def _evaluate_fused(self, fast, xp, a, need_grad, out):
+        """Value and gradient of each channel in one fused pass over it."""
+        occ = a["omode_occu"]
+        value, grads, bad = 0.0, [], {}
+        for i, arg in enumerate(self.args[:-1]):
+            x = a[arg.name]
+            count = math.prod(x.shape) // x.shape[1]
+            # eps^2 is added in the data's precision, as in the generic path.
+            eps2 = float(np.asarray(self.eps**2, dtype=x.dtype))
+            g, add = _fast.out_for(x, None if out is None else out[i])
+            total, bad[arg.name] = fast.tv_value_grad(x, self.eps, eps2, self.weight / count,
+                                                      occ, g, add)
+            value += self.weight * total / count
+            grads.append(g)
+        _check_fused(self, a, bad)
+        value = xp.asarray(value, dtype=a[self.args[0].name].dtype)
+        return value, (tuple(grads) if need_grad else None)

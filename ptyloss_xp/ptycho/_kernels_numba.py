@@ -1,0 +1,597 @@
+"""numba kernels of the PtyRAD terms and TV for NumPy float32/float64 arrays.
+
+The generic kernels in :mod:`ptyloss_xp.ptycho.terms` are written once for
+every array API namespace, so on NumPy every intermediate (``I^p``, the
+residual, the slope, ...) is one more full-size array and one more pass over
+main memory. Here each term is a loop that does all its elementwise work in
+registers:
+
+- pass 1 reads the inputs once and returns the sums that the value and the
+  gradient's scale need, together with a count of the input elements outside
+  their declared domain (non-finite, or below the ``Arg``'s bound), so that
+  the value checks cost no extra read of the data;
+- pass 2 (data terms) reads the inputs again and writes the gradient, scaled,
+  into the output (the caller's ``out=`` array, or a new one), optionally
+  adding to what it holds (the combiner's sum over terms).
+
+Recomputing the factors in pass 2 moves as many bytes as writing an
+unscaled direction in pass 1 and scaling it in place, and it lets the small
+scale enter each element first: the unscaled ``I^(p-1)`` at ``I`` near the
+smallest float32 overflows although the gradient does not. Elementwise work
+is done in the data's dtype, as in the generic path; TV and loss_simlar
+(banded blur and zoom fused with the std over modes) work in float64.
+
+Sums are taken per row (pattern or slice) in float64 and the row sums are
+added in order after the parallel loop, so the result does not depend on
+the number of threads. ``fastmath={"reassoc"}`` only lets LLVM split a
+row's sum into vector lanes; no other IEEE rule is relaxed (NaN and inf
+propagate, so the domain counts see them).
+
+The generic path stays the reference: tests compare both on every parameter
+case. :func:`ptyloss_xp.ptycho._fast.kernels` decides when these run.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = ["pointwise_sums", "pointwise_grad", "pacbed_sums", "sparse_sums", "sparse_grad",
+           "tv_value_grad"]
+
+_REASSOC = {"reassoc"}
+_SINGLE, _POISSN = 0, 1
+
+
+@njit(cache=True, inline="always")
+def _pow(x, p):
+    if p == 1:
+        return x
+    if p == 0.5:
+        return np.sqrt(x)
+    if p == 2:
+        return x * x
+    return x**p
+
+
+# Domain counts: 1 where ``x`` is NaN, infinite or below its bound, else 0,
+# without a branch so the count stays in a vector lane (``x - x`` is NaN for
+# inf and NaN). A float32 count saturates but never returns to 0: enough for
+# "any". Two functions, not a flag, so no select survives in the loop.
+@njit(cache=True, inline="always")
+def _outside_open(x, lo):
+    return np.float32(1.0) - np.float32((x > lo) & (x - x == 0))
+
+
+@njit(cache=True, inline="always")
+def _outside_closed(x, lo):
+    return np.float32(1.0) - np.float32((x >= lo) & (x - x == 0))
+
+
+# Pass 1, like pass 2 below, is one loop per (term, power) in the prange body
+# (see there why). ``w1`` is the weight, or ones.
+@njit(cache=True, parallel=True, fastmath=_REASSOC)
+def _pointwise_sums(kind, mode, m2, d2, w1, p, eps, lo_i, lo_d):
+    n = m2.shape[0]
+    rows = np.empty((4, n))
+    for i in prange(n):
+        x, d = m2[i], d2[i]
+        t = 0.0
+        s = 0.0
+        bi = np.float32(0.0)
+        bd = np.float32(0.0)
+        if kind == _SINGLE and mode == 1:
+            for k in range(x.shape[0]):
+                bi += _outside_open(x[k], lo_i)
+                bd += _outside_closed(d[k], lo_d)
+                r = x[k] - d[k]
+                t += np.float64(w1[k] * r * r)
+                s += np.float64(w1[k] * d[k])
+        elif kind == _SINGLE and mode == 2:
+            for k in range(x.shape[0]):
+                bi += _outside_open(x[k], lo_i)
+                bd += _outside_closed(d[k], lo_d)
+                dp = np.sqrt(d[k])
+                r = np.sqrt(x[k]) - dp
+                t += np.float64(w1[k] * r * r)
+                s += np.float64(w1[k] * dp)
+        elif kind == _SINGLE:
+            for k in range(x.shape[0]):
+                bi += _outside_open(x[k], lo_i)
+                bd += _outside_closed(d[k], lo_d)
+                dp = d[k] ** p
+                r = x[k] ** p - dp
+                t += np.float64(w1[k] * r * r)
+                s += np.float64(w1[k] * dp)
+        elif mode == 1:
+            for k in range(x.shape[0]):
+                bi += _outside_open(x[k], lo_i)
+                bd += _outside_closed(d[k], lo_d)
+                t += np.float64(w1[k] * (d[k] * np.log(x[k] + eps) - x[k]))
+                s += np.float64(w1[k] * d[k])
+        elif mode == 2:
+            for k in range(x.shape[0]):
+                bi += _outside_open(x[k], lo_i)
+                bd += _outside_closed(d[k], lo_d)
+                ip = np.sqrt(x[k])
+                dp = np.sqrt(d[k])
+                t += np.float64(w1[k] * (dp * np.log(ip + eps) - ip))
+                s += np.float64(w1[k] * dp)
+        else:
+            for k in range(x.shape[0]):
+                bi += _outside_open(x[k], lo_i)
+                bd += _outside_closed(d[k], lo_d)
+                ip = x[k] ** p
+                dp = d[k] ** p
+                t += np.float64(w1[k] * (dp * np.log(ip + eps) - ip))
+                s += np.float64(w1[k] * dp)
+        rows[0, i] = t
+        rows[1, i] = s
+        rows[2, i] = bi
+        rows[3, i] = bd
+    out = np.zeros(4)
+    for i in range(n):
+        for j in range(4):
+            out[j] += rows[j, i]
+    return out
+
+
+# Pass 2 is written as one loop per (term, power) inside the parallel loop:
+# numba vectorises a loop over a row only when its body has no branch that
+# depends on run-time flags and the loop sits in the ``prange`` body itself
+# (a called row function, even inlined, stays scalar: 20-60x slower,
+# measured). ``acc`` is ``None`` or ``True``: numba prunes ``acc is None``
+# when it compiles, so "write" and "add" are two specialisations. In every
+# loop the small scale ``c`` enters first and ``I^(p-1)`` is never formed
+# alone (it overflows near the smallest float32 where the gradient does
+# not), and for loss_poissn ``c D^p / (I^p + eps) - c`` keeps the ratio from
+# overflowing when eps = 0.
+@njit(cache=True, parallel=True)
+def _pointwise_grad(kind, mode, m2, d2, w1, p, eps, scale, g2, acc):
+    for i in prange(m2.shape[0]):
+        x, d, g = m2[i], d2[i], g2[i]
+        if kind == _SINGLE and mode == 1:
+            for k in range(x.shape[0]):
+                v = w1[k] * scale * (x[k] - d[k])
+                g[k] = v if acc is None else g[k] + v
+        elif kind == _SINGLE and mode == 2:
+            for k in range(x.shape[0]):
+                ip = np.sqrt(x[k])
+                v = w1[k] * scale * (ip - np.sqrt(d[k])) / ip
+                g[k] = v if acc is None else g[k] + v
+        elif kind == _SINGLE:
+            for k in range(x.shape[0]):
+                ip = x[k] ** p
+                v = w1[k] * scale * (ip - d[k] ** p) * ip / x[k]
+                g[k] = v if acc is None else g[k] + v
+        elif mode == 1:
+            for k in range(x.shape[0]):
+                c = w1[k] * scale
+                v = c * d[k] / (x[k] + eps) - c
+                g[k] = v if acc is None else g[k] + v
+        elif mode == 2:
+            for k in range(x.shape[0]):
+                c = w1[k] * scale
+                ip = np.sqrt(x[k])
+                v = (c * np.sqrt(d[k]) / (ip + eps) - c) / ip
+                g[k] = v if acc is None else g[k] + v
+        else:
+            for k in range(x.shape[0]):
+                c = w1[k] * scale
+                ip = x[k] ** p
+                v = (c * d[k] ** p / (ip + eps) - c) * ip / x[k]
+                g[k] = v if acc is None else g[k] + v
+
+
+def _flat(x):
+    """``x`` as a C-contiguous (N, prod(rest)) array; a view when it already is one."""
+    return np.ascontiguousarray(x).reshape(x.shape[0], -1)
+
+
+def _weight(w, dtype):
+    return np.empty(0, dtype=dtype) if w is None else np.ascontiguousarray(w, dtype=dtype).reshape(-1)
+
+
+def _mode(p):
+    """The power's loop: 1 (none), 2 (sqrt) or 3 (``x**p``)."""
+    return 1 if p == 1 else 2 if p == 0.5 else 3
+
+
+def _weight_or_ones(w, model):
+    # Without a weight, ones: one more read of a row that stays in cache
+    # costs less than a second specialisation of every loop.
+    if w is None:
+        return np.ones(math.prod(model.shape[1:]), dtype=model.dtype)
+    return _weight(w, model.dtype)
+
+
+def pointwise_sums(kind, model, meas, w, p, eps, lo_i, lo_d):
+    """Pass 1 of ``loss_single`` (``kind="single"``) or ``loss_poissn`` (``"poissn"``).
+
+    Returns ``(sum_term, sum_d, bad_i, bad_d)`` as float64 host scalars:
+    ``sum(W (I^p - D^p)^2)`` (single) or ``sum(W (D^p log(I^p + eps) - I^p))``
+    (poissn); ``sum(W D^p)``; and the numbers of elements of ``model`` not in
+    ``(lo_i, inf)`` and of ``meas`` not in ``[lo_d, inf)`` (any count > 0
+    means "some"; float32 counts saturate).
+    """
+    code = _SINGLE if kind == "single" else _POISSN
+    c = model.dtype.type
+    s = _pointwise_sums(code, _mode(p), _flat(model), _flat(meas), _weight_or_ones(w, model),
+                        c(p), c(eps), c(lo_i), c(lo_d))
+    return s[0], s[1], s[2], s[3]
+
+
+def pointwise_grad(kind, model, meas, w, p, eps, scale, out, accumulate):
+    """Pass 2: ``out = [out +] scale * q * I^(p-1)``, ``q`` the term's factor.
+
+    ``q = W (I^p - D^p)`` (single) or ``W (D^p / (I^p + eps) - 1)`` (poissn);
+    ``out`` is a C-contiguous array shaped and typed like ``model``. Every
+    element is computed in the data's dtype, like the generic path.
+    """
+    code = _SINGLE if kind == "single" else _POISSN
+    c = model.dtype.type
+    _pointwise_grad(code, _mode(p), _flat(model), _flat(meas), _weight_or_ones(w, model),
+                    c(p), c(eps), c(scale), out.reshape(out.shape[0], -1),
+                    True if accumulate else None)
+    return out
+
+
+@njit(cache=True, fastmath=_REASSOC)
+def _pacbed_row(d, w, p, lo_d):
+    sum_d = 0.0
+    bad = np.float32(0.0)
+    has_w = w.shape[0] > 0
+    for k in range(d.shape[0]):
+        di = d[k]
+        bad += _outside_closed(di, lo_d)
+        dp = _pow(di, p)
+        sum_d += np.float64(w[k] * dp if has_w else dp)
+    return sum_d, bad
+
+
+@njit(cache=True, parallel=True)
+def _pacbed_sums(m2, d2, w1, p, lo_i, lo_d):
+    n, k_len = m2.shape
+    sum_i = np.zeros(k_len)
+    sum_dn = np.zeros(k_len)
+    bad_i = np.zeros(k_len)
+    # Columns in parallel: the sums over patterns are sums over rows, so
+    # each thread owns a band of columns and walks the rows in order.
+    n_bands = min(k_len, 64)
+    for b in prange(n_bands):
+        lo = b * k_len // n_bands
+        hi = (b + 1) * k_len // n_bands
+        for i in range(n):
+            x, d = m2[i], d2[i]
+            for k in range(lo, hi):
+                xi = x[k]
+                sum_i[k] += np.float64(xi)
+                sum_dn[k] += np.float64(d[k])
+                bad_i[k] += _outside_open(xi, lo_i)
+    rows = np.empty((2, n))
+    for i in prange(n):
+        s, bd = _pacbed_row(d2[i], w1, p, lo_d)
+        rows[0, i] = s
+        rows[1, i] = bd
+    return sum_i, sum_dn, rows[0].sum(), bad_i.sum(), rows[1].sum()
+
+
+def pacbed_sums(model, meas, w, p, lo_i, lo_d):
+    """Pass 1 of ``loss_pacbed``.
+
+    Returns ``(sum_i, sum_dn, sum_d, bad_i, bad_d)``: the float64 (Ky, Kx)
+    sums over patterns of ``I`` and ``D``, ``sum(W D^p)``, and the domain
+    counts as in :func:`pointwise_sums`.
+    """
+    c = model.dtype.type
+    sum_i, sum_dn, sum_d, bad_i, bad_d = _pacbed_sums(
+        _flat(model), _flat(meas), _weight(w, model.dtype), c(p), c(lo_i), c(lo_d))
+    shape = model.shape[1:]
+    return sum_i.reshape(shape), sum_dn.reshape(shape), sum_d, bad_i, bad_d
+
+
+@njit(cache=True, parallel=True)
+def _broadcast_into(g1, out2, accumulate):
+    for i in prange(out2.shape[0]):
+        row = out2[i]
+        for k in range(row.shape[0]):
+            row[k] = row[k] + g1[k] if accumulate else g1[k]
+
+
+def broadcast_into(g, out, accumulate):
+    """``out[n] = [out[n] +] g`` for every pattern ``n``; ``g`` is (Ky, Kx)."""
+    _broadcast_into(np.ascontiguousarray(g, dtype=out.dtype).reshape(-1),
+                    out.reshape(out.shape[0], -1), accumulate)
+    return out
+
+
+@njit(cache=True, fastmath=_REASSOC)
+def _abs_pow_row(x, order):
+    s = 0.0
+    bad = np.float32(0.0)
+    for k in range(x.shape[0]):
+        v = x[k]
+        bad += np.float32(1.0) - np.float32(v - v == 0)
+        a = abs(v)
+        s += np.float64(a if order == 1 else a**order)
+    return s, bad
+
+
+@njit(cache=True, parallel=True)
+def _sparse_sums(x3, order):
+    n, n_modes, _ = x3.shape
+    rows = np.empty((n, n_modes))
+    bads = np.empty((n, n_modes))
+    for i in prange(n):
+        for o in range(n_modes):
+            s, b = _abs_pow_row(x3[i, o], order)
+            rows[i, o] = s
+            bads[i, o] = b
+    sums = np.zeros(n_modes)
+    for i in range(n):
+        for o in range(n_modes):
+            sums[o] += rows[i, o]
+    return sums, bads.sum()
+
+
+def sparse_sums(x, order):
+    """``(sum_{n,z,y,x} |x|^order per mode (float64, (O,)), non-finite count)``."""
+    return _sparse_sums(np.ascontiguousarray(x).reshape(x.shape[0], x.shape[1], -1), int(order))
+
+
+@njit(cache=True, parallel=True)
+def _sparse_grad(x3, order, coef, g3, accumulate):
+    n, n_modes, k_len = x3.shape
+    for i in prange(n):
+        for o in range(n_modes):
+            x, g, c = x3[i, o], g3[i, o], coef[o]
+            for k in range(k_len):
+                v = x[k]
+                s = c * np.sign(v)
+                if order > 1:
+                    s *= abs(v) ** (order - 1)
+                g[k] = g[k] + s if accumulate else s
+
+
+def sparse_grad(x, order, coef, out, accumulate):
+    """``out = [out +] coef_o sign(x) |x|^(order-1)``; ``coef`` (O,), rounded to the data's dtype."""
+    _sparse_grad(np.ascontiguousarray(x).reshape(x.shape[0], x.shape[1], -1), int(order),
+                 np.asarray(coef, dtype=x.dtype), out.reshape(out.shape[0], out.shape[1], -1),
+                 accumulate)
+    return out
+
+
+@njit(cache=True, fastmath=_REASSOC)
+def _tv_slice(x, eps, eps2, c, g, accumulate, qy_prev, qx_row):
+    """One (Ny, Nx) slice: returns ``(sum(mag - eps), non-finite count)``; writes ``c * grad``.
+
+    Row ``i`` of the gradient is ``qy[i-1] - qy[i] + qx[:, j-1] - qx[:, j]``
+    with ``q = c * d / mag`` (0 past the edges, and where ``mag`` is 0 because
+    ``eps^2`` underflowed on a flat patch: the gradient there is 0).
+    """
+    ny, nx = x.shape
+    total = 0.0
+    bad = 0
+    for j in range(nx):
+        qy_prev[j] = 0.0
+    for i in range(ny):
+        last_row = i == ny - 1
+        qx_left = 0.0
+        for j in range(nx):
+            v = np.float64(x[i, j])
+            bad += 0 if abs(v) < np.inf else 1
+            dy = 0.0 if last_row else np.float64(x[i + 1, j]) - v
+            dx = 0.0 if j == nx - 1 else np.float64(x[i, j + 1]) - v
+            mag = np.sqrt(dy * dy + dx * dx + eps2)
+            total += mag - eps
+            inv = c / mag if mag > 0.0 else 0.0
+            qy = dy * inv
+            qx = dx * inv
+            gv = qy_prev[j] - qy + qx_left - qx
+            qy_prev[j] = qy
+            qx_left = qx
+            qx_row[j] = gv
+        row = g[i]
+        for j in range(nx):
+            row[j] = row[j] + qx_row[j] if accumulate else qx_row[j]
+    return total, bad
+
+
+@njit(cache=True, parallel=True)
+def _tv(x3, eps, eps2, coef, g3, accumulate):
+    n_slices, _, nx = x3.shape
+    sums = np.empty(n_slices)
+    bads = np.empty(n_slices)
+    for s in prange(n_slices):
+        t, b = _tv_slice(x3[s], eps, eps2, coef[s], g3[s], accumulate, np.empty(nx), np.empty(nx))
+        sums[s] = t
+        bads[s] = b
+    return sums, bads.sum()
+
+
+def tv_value_grad(x, eps, eps2, scale, occu, out, accumulate):
+    """Value and gradient of TV in one pass over ``x`` (N, O, Z, Y, X).
+
+    Returns ``(sum_o occu_o sum(mag - eps) (float64), non-finite count)`` and
+    writes ``[out +] scale * occu_o * grad`` into ``out``. ``eps2`` is ``eps^2``
+    rounded to the data's dtype, as the generic path adds it.
+    """
+    n, _, nz, ny, nx = x.shape
+    # Slice (n, o, z) of the C-ordered (N*O*Z, Ny, Nx) stack has weight occu[o].
+    coef = np.tile(np.repeat(np.asarray(occu, dtype=np.float64), nz), n)
+    sums, bad = _tv(np.ascontiguousarray(x).reshape(-1, ny, nx), float(eps), float(eps2),
+                    coef * scale, out.reshape(-1, ny, nx), accumulate)
+    return float(np.dot(coef, sums)), bad
+
+
+def band(m, n):
+    """A (n_out, n_in) operator matrix (``None``: identity of size ``n``) as a band:
+    ``(lo, w)`` with ``out[i] = sum_t w[i, t] * x[lo[i] + t]``.
+
+    The coefficients are the matrix's own, so the banded passes give the
+    dense products' numbers (up to the order of the sums).
+    """
+    if m is None:
+        return np.arange(n, dtype=np.int64), np.ones((n, 1))
+    nz = m != 0
+    lo = np.argmax(nz, axis=1)
+    hi = m.shape[1] - np.argmax(nz[:, ::-1], axis=1)
+    width = int(np.max(hi - lo))
+    lo = np.minimum(lo, m.shape[1] - width)
+    idx = lo[:, None] + np.arange(width)
+    return lo.astype(np.int64), np.take_along_axis(m, idx, axis=1).copy()
+
+
+@njit(cache=True)
+def _band_x(a, lo, w, out):
+    nz, ny, _ = a.shape
+    for z in range(nz):
+        for y in range(ny):
+            for i in range(lo.shape[0]):
+                s = 0.0
+                for t in range(w.shape[1]):
+                    s += w[i, t] * a[z, y, lo[i] + t]
+                out[z, y, i] = s
+
+
+@njit(cache=True)
+def _band_y(a, lo, w, out):
+    for z in range(a.shape[0]):
+        for i in range(lo.shape[0]):
+            row = out[z, i]
+            row[:] = 0.0
+            for t in range(w.shape[1]):
+                c = w[i, t]
+                src = a[z, lo[i] + t]
+                for x in range(row.shape[0]):
+                    row[x] += c * src[x]
+
+
+@njit(cache=True)
+def _band_z(a, lo, w, out):
+    for i in range(lo.shape[0]):
+        plane = out[i]
+        plane[:, :] = 0.0
+        for t in range(w.shape[1]):
+            c = w[i, t]
+            src = a[lo[i] + t]
+            for y in range(plane.shape[0]):
+                for x in range(plane.shape[1]):
+                    plane[y, x] += c * src[y, x]
+
+
+@njit(cache=True)
+def _band_x_t(g, lo, w, out):
+    nz, ny, _ = g.shape
+    out[:, :, :] = 0.0
+    for z in range(nz):
+        for y in range(ny):
+            for i in range(lo.shape[0]):
+                gi = g[z, y, i]
+                for t in range(w.shape[1]):
+                    out[z, y, lo[i] + t] += w[i, t] * gi
+
+
+@njit(cache=True)
+def _band_y_t(g, lo, w, out):
+    out[:, :, :] = 0.0
+    for z in range(g.shape[0]):
+        for i in range(lo.shape[0]):
+            src = g[z, i]
+            for t in range(w.shape[1]):
+                c = w[i, t]
+                row = out[z, lo[i] + t]
+                for x in range(row.shape[0]):
+                    row[x] += c * src[x]
+
+
+@njit(cache=True)
+def _band_z_t(g, lo, w, out):
+    out[:, :, :] = 0.0
+    for i in range(lo.shape[0]):
+        for t in range(w.shape[1]):
+            c = w[i, t]
+            plane = out[lo[i] + t]
+            src = g[i]
+            for y in range(plane.shape[0]):
+                for x in range(plane.shape[1]):
+                    plane[y, x] += c * src[y, x]
+
+
+@njit(cache=True, parallel=True)
+def _simlar(x5, occ, lz, wz, ly, wy, lx, wx, scale, g5, need_grad, accumulate):
+    n, n_modes, nz, ny, nx = x5.shape
+    oz, oy, ox = lz.shape[0], ly.shape[0], lx.shape[0]
+    sums = np.empty(n)
+    bads = np.empty(n)
+    for i in prange(n):
+        u = np.empty((n_modes, oz, oy, ox))
+        t1 = np.empty((nz, ny, ox))
+        t2 = np.empty((nz, oy, ox))
+        bad = 0.0
+        for o in range(n_modes):
+            xo = x5[i, o]
+            for z in range(nz):
+                for y in range(ny):
+                    for k in range(nx):
+                        v = xo[z, y, k]
+                        bad += 0.0 if v - v == 0 else 1.0
+            _band_x(xo, lx, wx, t1)
+            _band_y(t1, ly, wy, t2)
+            _band_z(t2, lz, wz, u[o])
+            u[o] *= occ[o]
+        # Std over modes (unbiased), then its gradient in place of u.
+        total = 0.0
+        for z in range(oz):
+            for y in range(oy):
+                for k in range(ox):
+                    mean = 0.0
+                    for o in range(n_modes):
+                        mean += u[o, z, y, k]
+                    mean /= n_modes
+                    ss = 0.0
+                    for o in range(n_modes):
+                        d = u[o, z, y, k] - mean
+                        u[o, z, y, k] = d
+                        ss += d * d
+                    s = np.sqrt(ss / (n_modes - 1))
+                    total += s
+                    inv = scale / s if s > 0 else 0.0
+                    for o in range(n_modes):
+                        u[o, z, y, k] *= inv * occ[o]
+        sums[i] = total
+        bads[i] = bad
+        if need_grad:
+            b1 = np.empty((nz, oy, ox))
+            b2 = np.empty((nz, ny, ox))
+            b3 = np.empty((nz, ny, nx))
+            for o in range(n_modes):
+                _band_z_t(u[o], lz, wz, b1)
+                _band_y_t(b1, ly, wy, b2)
+                _band_x_t(b2, lx, wx, b3)
+                go = g5[i, o]
+                for z in range(nz):
+                    for y in range(ny):
+                        for k in range(nx):
+                            go[z, y, k] = go[z, y, k] + b3[z, y, k] if accumulate else b3[z, y, k]
+    total = 0.0
+    for i in range(n):
+        total += sums[i]
+    return total, bads.sum()
+
+
+def simlar_value_grad(x, occu, mats, scale, out, need_grad, accumulate):
+    """``loss_simlar``'s ``T`` for one channel in one pass per pattern.
+
+    Blur and zoom run as banded passes along x, y, z (``mats`` from
+    :func:`.operators.axis_operators`), fused with the std over modes and,
+    with ``need_grad``, the adjoint passes: ``out = [out +] dT/dx * scale``
+    where ``scale = w / (count (O - 1))``. Returns ``(sum of the std over
+    the output grid (float64), non-finite count of x)``.
+    """
+    (lz, wz), (ly, wy), (lx, wx) = (band(m, s) for m, s in zip(mats, x.shape[2:]))
+    g = out if need_grad else np.empty((1,) * 5, dtype=x.dtype)
+    return _simlar(np.ascontiguousarray(x), np.asarray(occu, dtype=np.float64), lz, wz, ly, wy,
+                   lx, wx, float(scale), g, need_grad, accumulate)
