@@ -279,13 +279,14 @@ def test_tv_tiny_eps_on_a_flat_patch_has_zero_gradient(monkeypatch, fused, dtype
 @pytest.mark.parametrize("fused", [True, False], ids=["fused", "generic"])
 @pytest.mark.parametrize("name", ["loss_single", "loss_poissn"])
 @pytest.mark.parametrize("p", [0.01, 0.2, 0.5])
-def test_model_near_the_smallest_float32_gives_the_float64_gradient(monkeypatch, fused, name, p):
-    """A tiny ``dp_pow`` and a model value near 1e-45: the unscaled
-    ``I^(p-1)`` overflows float32, the gradient does not."""
+def test_model_at_the_smallest_normal_float32_gives_the_float64_gradient(monkeypatch, fused, name, p):
+    """A tiny ``dp_pow`` and model values down to float32's smallest normal
+    number (the domain's edge): the unscaled ``I^(p-1)`` overflows float32,
+    the gradient does not."""
     if not fused:
         monkeypatch.setattr(_fast, "kernels", lambda arrays: None)
     arrays = _inputs((64, 32, 32), "float32", weighted=False)
-    arrays["model_dp"][0, 0, :4] = [1e-45, 1e-44, 1e-40, 1e-38]
+    arrays["model_dp"][0, 0, :4] = [np.finfo(np.float32).smallest_normal, 1e-37, 1e-30, 1e-20]
     loss = pl.get(name, dp_pow=p)
     g = loss.grad(**arrays)
     g64 = loss.grad(**{k: v.astype(np.float64) for k, v in arrays.items()})
@@ -296,21 +297,36 @@ def test_model_near_the_smallest_float32_gives_the_float64_gradient(monkeypatch,
 
 
 @pytest.mark.parametrize("fused", [True, False], ids=["fused", "generic"])
-def test_poissn_without_eps_near_1e45_is_stable_or_overflows_as_float32(monkeypatch, fused):
-    """``eps = 0``: ``D / I`` alone overflows float32 at ``I = 1e-45``; the
-    gradient is formed as ``c D / I - c`` with the small ``c`` first, so it
-    is finite wherever the float64 gradient fits float32 and +-inf (IEEE
-    overflow, documented) where it does not."""
+def test_poissn_without_eps_is_stable_or_refused_by_name(monkeypatch, fused):
+    """``eps = 0``: ``D / I`` alone overflows float32 at the smallest normal
+    ``I``; the gradient is formed as ``c D / I - c`` with the small ``c``
+    first, so it is finite (``c D <= 1``); subnormal model values are
+    outside the declared domain."""
     if not fused:
         monkeypatch.setattr(_fast, "kernels", lambda arrays: None)
     arrays = _inputs((256, 64, 64), "float32", weighted=False)
     arrays["measured_dp"][0, 0, :2] = 1.0
-    arrays["model_dp"][0, 0, :2] = [1e-38, 1e-45]
+    arrays["model_dp"][0, 0, :2] = [1e-30, np.finfo(np.float32).smallest_normal]
     loss = pl.get("loss_poissn", eps=0.0)
-    with np.errstate(over="ignore"):  # the one element whose gradient is beyond float32
-        g = loss.grad(**arrays)
+    g = loss.grad(**arrays)
     g64 = loss.grad(**{k: v.astype(np.float64) for k, v in arrays.items()})
-    fits = np.abs(g64) <= np.finfo(np.float32).max
-    assert fits[0, 0, 0] and not fits[0, 0, 1]
-    np.testing.assert_allclose(g[fits], g64[fits], rtol=1e-4, atol=1e-6 * np.max(np.abs(g64[fits])))
-    assert np.isneginf(g[0, 0, 1])
+    np.testing.assert_allclose(g, g64, rtol=1e-4, atol=1e-6 * np.max(np.abs(g64)))
+    arrays["model_dp"][0, 0, 1] = 1e-45
+    with pytest.raises(ValueError, match="loss_poissn: argument 'model_dp' must be .* normal"):
+        loss.grad(**arrays)
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "generic"])
+def test_a_result_beyond_float32_is_refused_by_name(monkeypatch, fused):
+    """Inputs each inside its domain whose exact gradient is beyond float32
+    (``p = 0.5``: ``I^(-1/2) / mean(D^(1/2))`` = 1e41): a ValueError naming
+    the arguments, not inf; with value checks off, IEEE overflow."""
+    if not fused:
+        monkeypatch.setattr(_fast, "kernels", lambda arrays: None)
+    model = np.full((1, 1, 1), np.finfo(np.float32).smallest_normal, np.float32)
+    meas = np.full((1, 1, 1), 1e-45, np.float32)
+    loss = pl.get("loss_poissn", dp_pow=0.5)
+    with pytest.raises(ValueError, match="loss_poissn: the value or gradient .*'model_dp'"):
+        loss.grad(model, meas)
+    with pl.check_values(False), np.errstate(over="ignore", invalid="ignore"):
+        assert not np.all(np.isfinite(loss.grad(model, meas)))

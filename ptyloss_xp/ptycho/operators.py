@@ -26,7 +26,10 @@ def blur_matrix(n: int, sigma: float) -> np.ndarray:
     (mirror without repeating the edge sample).
     """
     t = np.arange(-2, 3, dtype=np.float64)
-    k = np.exp(-(t**2) / (2.0 * sigma**2))
+    # (t / sigma)**2, not t**2 / sigma**2: sigma**2 underflows to 0 for a tiny
+    # sigma, and 0 / 0 at t = 0 would be NaN; this way the kernel tends to the
+    # identity.
+    k = np.exp(-0.5 * (t / sigma) ** 2)
     k /= k.sum()
     src = np.pad(np.arange(n), 2, mode="reflect")
     m = np.zeros((n, n))

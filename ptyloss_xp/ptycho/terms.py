@@ -32,7 +32,9 @@ _PTYRAD = "PtyRAD (Lee et al. 2025, `ptyrad/losses.py`, CombinedLoss)"
 
 _DP = ("N", "Ky", "Kx")
 _OBJ = ("N", "O", "Z", "Y", "X")
-_MODEL_DP = Arg("model_dp", _DP, low=0.0, low_open=True, grad=True,
+# Model values start at the dtype's smallest normal number: the gradients
+# divide by them (or by their powers), and 1 / 1e-45 is beyond float32.
+_MODEL_DP = Arg("model_dp", _DP, low=0.0, low_open=True, normal=True, grad=True,
                 doc="model (simulated) diffraction patterns; PtyRAD's forward adds 1e-10")
 _MEASURED_DP = Arg("measured_dp", _DP, low=0.0, doc="measured diffraction patterns")
 _DP_WEIGHT = Arg("dp_weight", ("Ky", "Kx"), low=0.0, optional=True,
@@ -58,6 +60,14 @@ def _pow_and_chain(xp, x, p):
     if p == 0.5:
         return xp_, lambda g: g * 0.5 / xp_
     return xp_, lambda g: g * (p * xp_) / x
+
+
+def _model_low(dtype):
+    """The ``lo`` for which the fused kernels' test ``x > lo`` is
+    ``model_dp``'s declared lower bound in ``dtype`` (its smallest normal
+    number, included)."""
+    low, low_open, _, _ = _MODEL_DP.bounds(np.dtype(dtype).itemsize * 8)
+    return low if low_open else float(np.nextafter(np.asarray(low, dtype), np.asarray(0, dtype)))
 
 
 def _check_fused(loss, a, bad):
@@ -158,20 +168,28 @@ class _ShardedTerm(Loss):
             with check_values(False):
                 xp, a, _ = self.bind(arrays, kw)
             v, g = self._finish(xp, a, sums, self._local(xp, a), need_grad=True)
+            self._check_result(xp, a, v, g)
             v, *g = guard((xp.asarray(v),) + tuple(g))
         return v, (g[0] if len(g) == 1 else tuple(g))
 
     def _evaluate(self, xp, a, need_grad, out=None):
         fast = _fast.kernels(a)
         if fast is not None:
-            return self._evaluate_fused(fast, xp, a, need_grad, out)
-        loc = self._local(xp, a)
-        sums = self._sums(xp, a, loc)
-        if need_grad:
-            again = reread(a, [sums])
-            if again is not a:
-                a, loc = again, self._local(xp, again)
-        return self._finish(xp, a, sums, loc, need_grad)
+            v, g = self._evaluate_fused(fast, xp, a, need_grad, out)
+        else:
+            loc = self._local(xp, a)
+            sums = self._sums(xp, a, loc)
+            if need_grad:
+                again = reread(a, [sums])
+                if again is not a:
+                    a, loc = again, self._local(xp, again)
+            v, g = self._finish(xp, a, sums, loc, need_grad)
+        self._check_result(xp, a, v, g)
+        return v, g
+
+    def _check_result(self, xp, a, value, grads):
+        """A value check on the outputs, for terms whose inputs' domains
+        cannot rule out an exact result beyond the dtype's range."""
 
 
 class _DataTerm(_ShardedTerm):
@@ -197,9 +215,9 @@ class _DataTerm(_ShardedTerm):
         model, meas = a["model_dp"], a["measured_dp"]
         eps = getattr(self, "eps", 0.0)
         sum_term, sum_d, bad_i, bad_d = fast.pointwise_sums(
-            self.kind, model, meas, w, self.dp_pow, eps, _MODEL_DP.low, _MEASURED_DP.low)
+            self.kind, model, meas, w, self.dp_pow, eps, _model_low(model.dtype), _MEASURED_DP.low)
         _check_fused(self, a, {"model_dp": bad_i, "measured_dp": bad_d})
-        mean_d = self._normaliser(np, sum_d, w, total)
+        mean_d = self._normaliser(np, a, sum_d, total)
         value, scale = self._value_and_scale(sum_term, mean_d, total)
         value = xp.asarray(value, dtype=model.dtype)
         if not need_grad:
@@ -208,13 +226,31 @@ class _DataTerm(_ShardedTerm):
         return value, (fast.pointwise_grad(self.kind, model, meas, w, self.dp_pow, eps, scale,
                                            g, add),)
 
-    def _normaliser(self, xp, sum_d, w, total):
-        """``sum(W D^p) / total``, checked to be > 0 (the fused kernels give the sum)."""
+    def _check_result(self, xp, a, value, grads):
+        # The data terms are ratios (of mean(D^p), of the weights, of powers
+        # of I): inputs each inside its domain can still give an exact value
+        # or gradient beyond the dtype's range. Refuse by name, never inf.
+        ok = xp.isfinite(value)
+        for g in grads or ():
+            ok = ok & xp.all(xp.isfinite(g))
+        require(xp, ok,
+                f"{self.name}: the value or gradient for these 'model_dp', 'measured_dp' "
+                f"(and 'dp_weight') is beyond the range of {a['model_dp'].dtype}: model values "
+                "too small or too large against mean(measured_dp ** dp_pow), or weights "
+                "too small; compute in float64 or rescale the patterns")
+
+    def _normaliser(self, xp, a, sum_d, total):
+        """``sum(W D^p) / total`` (the fused kernels give the sum), checked to
+        be at least the dtype's smallest normal number: every gradient is
+        divided by it, and ``1 / 1e-45`` is beyond float32's range."""
+        w = a.get("dp_weight")
         mean_d = sum_d / total
         where = " where dp_weight > 0" if w is not None else ""
-        require(xp, mean_d > 0,
+        tiny = float(xp.finfo(a["measured_dp"].dtype).smallest_normal)
+        require(xp, mean_d >= tiny,
                 f"{self.name}: argument 'measured_dp' must not be all zero{where}: "
-                "the term is normalised by mean(measured_dp ** dp_pow)")
+                f"the term is normalised by mean(measured_dp ** dp_pow), which must be "
+                f">= {tiny:.3g} (the smallest normal number of the data's dtype)")
         return mean_d
 
 
@@ -258,7 +294,7 @@ class LossSingle(_DataTerm):
     def _finish(self, xp, a, sums, loc, need_grad):
         total = sums["total"]
         rms = xp.sqrt(sums["sum_sq"] / total)
-        mean_d = self._normaliser(xp, sums["sum_d"], a.get("dp_weight"), total)
+        mean_d = self._normaliser(xp, a, sums["sum_d"], total)
         value = self.weight * rms / mean_d
         if not need_grad:
             return value, None
@@ -280,14 +316,13 @@ class LossPoissn(_DataTerm):
     Value: ``-w * mean(D^p log(I^p + eps) - I^p) / mean(D^p)``; ``eps`` only
     inside the log.
 
-    Domain in float32: the gradient is formed as ``c D^p/(I^p+eps) - c``
-    times ``I^(p-1)``, with the small constant ``c = w p / (M mean(D^p))``
+    Domain in float32: model values start at the dtype's smallest normal
+    number (1.2e-38; PtyRAD's forward model adds 1e-10) and ``mean(D^p)``
+    must be at least that too, so that ``1 / I`` and ``1 / mean(D^p)`` are
+    finite. The gradient is formed as ``c D^p/(I^p+eps) - c`` times
+    ``I^(p-1)``, with the small constant ``c = w p / (M mean(D^p))``
     entering first, so no intermediate overflows where the gradient itself
-    fits float32 (model values down to the smallest subnormal, 1e-45, with
-    ``eps = 0``). Where the exact gradient exceeds the float32 range
-    (``|g| > 3.4e38``, e.g. ``eps = 0`` and ``D / I`` beyond ``3.4e38 M``),
-    that element is +-inf, IEEE overflow; PtyRAD's forward model adds
-    1e-10 to ``I``, far from that.
+    fits float32.
 
     Examples
     --------
@@ -322,7 +357,7 @@ class LossPoissn(_DataTerm):
 
     def _finish(self, xp, a, sums, loc, need_grad):
         w, total = a.get("dp_weight"), sums["total"]
-        mean_d = self._normaliser(xp, sums["sum_d"], w, total)
+        mean_d = self._normaliser(xp, a, sums["sum_d"], total)
         value = -self.weight * sums["nll"] / (total * mean_d)
         if not need_grad:
             return value, None
@@ -373,9 +408,9 @@ class LossPacbed(_DataTerm):
         # One fused read of both inputs gives every full-size sum; the rest
         # works on (Ky, Kx) arrays, as in the generic path.
         sum_i, sum_dn, sum_d, bad_i, bad_d = fast.pacbed_sums(
-            model, meas, w, self.dp_pow, _MODEL_DP.low, _MEASURED_DP.low)
+            model, meas, w, self.dp_pow, _model_low(model.dtype), _MEASURED_DP.low)
         _check_fused(self, a, {"model_dp": bad_i, "measured_dp": bad_d})
-        mean_d = xp.asarray(self._normaliser(np, sum_d, w, total), dtype=model.dtype)
+        mean_d = xp.asarray(self._normaliser(np, a, sum_d, total), dtype=model.dtype)
         value, g = self._from_means(xp, a, xp.astype(sum_i / n, model.dtype),
                                     xp.astype(sum_dn / n, model.dtype), mean_d, n, total,
                                     need_grad)
@@ -396,7 +431,7 @@ class LossPacbed(_DataTerm):
 
     def _finish(self, xp, a, sums, loc, need_grad):
         n, total = sums["n"], sums["total"]
-        mean_d = self._normaliser(xp, sums["sum_d"], a.get("dp_weight"), total)
+        mean_d = self._normaliser(xp, a, sums["sum_d"], total)
         value, g = self._from_means(xp, a, sums["sum_i"] / n, sums["sum_dn"] / n, mean_d, n,
                                     total, need_grad)
         if g is None:
