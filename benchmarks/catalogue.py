@@ -145,6 +145,7 @@ def main(argv=None):
     if args.markdown:
         with open(args.markdown, "w", encoding="utf-8") as fh:
             fh.write("\n".join(report) + "\n")
+    return report
 
 
 if __name__ == "__main__":

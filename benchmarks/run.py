@@ -25,6 +25,10 @@ when a GPU answers) and every case in :mod:`cases`, the table gives:
   its inputs and returned gradients (``tracemalloc`` for NumPy, the memory
   pool for CuPy), and that as a multiple of the largest input.
 
+Then, where PyTorch is installed, the catalogue's rows of
+:mod:`catalogue` (CTC against PyTorch's own ``ctc_loss`` kernel, NT-Xent,
+SupCon and SSIM against autograd; ``--no-catalogue`` skips them).
+
 Every comparison's value and gradients are checked against the library's
 before they are timed; a disagreement stops the run.
 """
@@ -204,6 +208,9 @@ def main(argv=None):
                              "API kernels on NumPy (the before of a before/after)")
     parser.add_argument("--torch-threads", type=int, metavar="N",
                         help="PyTorch intra-op threads (default: PyTorch's own choice)")
+    parser.add_argument("--no-catalogue", action="store_true",
+                        help="skip the catalogue rows (CTC, NT-Xent, SupCon, SSIM against "
+                             "PyTorch CPU; benchmarks/catalogue.py) that follow the table")
     parser.add_argument("--markdown", metavar="PATH", help="also write the report to PATH")
     args = parser.parse_args(argv)
     sizes = args.sizes or [parse_size(s) for s in (QUICK_SIZES if args.quick else DEFAULT_SIZES)]
@@ -251,6 +258,11 @@ def main(argv=None):
     tail = f"\n- load average at end: {os.getloadavg()[0]:.2f}"
     report.append(tail)
     print(tail)
+    if torch is not None and not args.no_catalogue:
+        import catalogue
+
+        report += catalogue.main((["--quick"] if args.quick else [])
+                                 + (["--repeats", str(args.repeats)] if args.repeats else []))
     if args.markdown:
         with open(args.markdown, "w", encoding="utf-8") as fh:
             fh.write("\n".join(report) + "\n")
