@@ -29,7 +29,8 @@ The kernel is the forward-backward (alpha-beta) recursion in log space over
 the extended label sequence ``l'`` (blanks interleaved, ``2 S + 1``
 positions), vectorised over the batch and the label positions with a Python
 loop over time only: ``O(N T (2S+1))`` memory and work, for every array
-namespace (no in-place writes; on Dask the loop builds a lazy graph).
+namespace (no in-place writes). On Dask each chunk of the batch, rechunked to
+whole ``(T, C)`` planes, runs the kernel in one lazy task.
 """
 
 from __future__ import annotations
