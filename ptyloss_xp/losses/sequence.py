@@ -29,12 +29,15 @@ The kernel is the forward-backward (alpha-beta) recursion in log space over
 the extended label sequence ``l'`` (blanks interleaved, ``2 S + 1``
 positions), vectorised over the batch and the label positions with a Python
 loop over time only: ``O(N T (2S+1))`` memory and work, for every array
-namespace (no in-place writes; on Dask the loop builds a lazy graph).
+namespace (no in-place writes). On Dask each chunk of the batch, rechunked to
+whole ``(T, C)`` planes, runs the kernel in one lazy task.
 """
 
 from __future__ import annotations
 
 import math
+
+import array_api_compat
 
 from .._backend import device_of, is_numpy, namespace
 from .._registry import Loss, reduce, register
@@ -162,10 +165,8 @@ class _CTC(Loss):
 
     def _evaluate(self, xp, a, need_grad):
         x = a[self.args[0].name]
-        lp = _log_softmax_classes(xp, x) if self._logits else x
-        ll, gamma, hot = _forward_backward(xp, lp, a["targets"], a["input_lengths"],
-                                           a["target_lengths"], self.blank, need_grad)
-        loss = -ll
+        loss, g = _per_sample(x, a["targets"], a["input_lengths"], a["target_lengths"],
+                              self.blank, self._logits, need_grad)
         if self.zero_infinity:
             loss = xp.where(loss == math.inf, 0.0, loss)
         per_label = None
@@ -175,14 +176,65 @@ class _CTC(Loss):
         value, factor = reduce(xp, loss, self.reduction)
         if not need_grad:
             return value, None
-        w = factor if per_label is None else factor * per_label[:, None, None]
-        gamma = gamma * w
-        # d loss / d log_probs[t, n, c] = -sum over positions s holding class c of gamma.
-        g = -xp.permute_dims(xp.matmul(gamma, hot), (1, 0, 2))
-        if self._logits:
-            # Through log_softmax: g - softmax * sum_c g, and sum_c g = -sum_s gamma.
-            g = g + xp.exp(lp) * xp.permute_dims(xp.sum(gamma, axis=2), (1, 0))[..., None]
-        return value, (g,)
+        w = factor if per_label is None else factor * per_label[None, :, None]
+        return value, (g * w,)
+
+
+def _per_sample(x, targets, input_lengths, target_lengths, blank, logits, need_grad):
+    """Loss of each sample, ``(N,)``, and with ``need_grad`` the gradient of
+    each sample's loss with respect to its scores ``x``, ``(T, N, C)``
+    (``None`` otherwise); ``x`` holds logits when ``logits`` is true."""
+    if array_api_compat.is_dask_array(x):
+        return _per_sample_by_chunk(x, targets, input_lengths, target_lengths, blank, logits,
+                                    need_grad)
+    xp = array_api_compat.array_namespace(x)
+    lp = _log_softmax_classes(xp, x) if logits else x
+    ll, gamma, hot = _forward_backward(xp, lp, targets, input_lengths, target_lengths, blank,
+                                       need_grad)
+    if not need_grad:
+        return -ll, None
+    # d loss_n / d log_probs[t, n, c] = -sum over positions s holding class c of gamma.
+    g = -xp.permute_dims(xp.matmul(gamma, hot), (1, 0, 2))
+    if logits:
+        # Through log_softmax: g - softmax * sum_c g, and sum_c g = -sum_s gamma.
+        g = g + xp.exp(lp) * xp.permute_dims(xp.sum(gamma, axis=2), (1, 0))[..., None]
+    return -ll, g
+
+
+def _per_sample_by_chunk(x, targets, input_lengths, target_lengths, blank, logits, need_grad):
+    """:func:`_per_sample` on Dask: one task per chunk of the batch.
+
+    CTC couples all frames and classes of a sample and nothing across
+    samples, so each batch chunk, with its whole ``(T, C)`` planes, runs the
+    kernel on its NumPy (or other) blocks. The recursion run on Dask arrays
+    themselves would make tasks per frame and per chunk: a graph of ``O(T)``
+    depth that is slow to build and to schedule.
+    """
+    import dask.array as da
+
+    x = x.rechunk({0: -1, 2: -1})
+    batch = x.chunks[1]
+    targets = targets.rechunk((batch, -1))
+    input_lengths = input_lengths.rechunk((batch,))
+    target_lengths = target_lengths.rechunk((batch,))
+
+    def chunk(xb, tb, ib, lb):
+        # apply_gufunc gives the batch axis first.
+        loss, g = _per_sample(_swap_batch_time(xb), tb, ib, lb, blank, logits, need_grad)
+        return loss if g is None else (loss, _swap_batch_time(g))
+
+    meta = x._meta
+    out = da.apply_gufunc(
+        chunk, "(t,c),(s),(),()->()" + (",(t,c)" if need_grad else ""),
+        x, targets, input_lengths, target_lengths,
+        axes=[(0, 2), (1,), (), (), ()] + ([(0, 2)] if need_grad else []),
+        meta=(meta.reshape((0,)), meta) if need_grad else meta.reshape((0,)))
+    return out if need_grad else (out, None)
+
+
+def _swap_batch_time(x):
+    xp = array_api_compat.array_namespace(x)
+    return xp.permute_dims(x, (1, 0, 2))
 
 
 def _log_softmax_classes(xp, x):
