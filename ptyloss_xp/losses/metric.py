@@ -444,13 +444,15 @@ class _Cosine(_Rows):
         n2 = np.sum(x2 * x2, axis=1) + _COS_EPS
         return np.sum(x1 * x2, axis=1) / np.sqrt(n1 * n2), n1, n2
 
-    def _kink_distance(self, name, arrays, kink_cos):
-        """Component steps that keep the cosine short of ``kink_cos`` (per
-        row, ``inf`` where there is none): the cosine moves by at most about
-        2 h / ||x|| for a step h of x."""
+    def nonsmooth_distance(self, name, arrays):
+        """Component steps that keep a dissimilar pair's cosine short of
+        ``margin``, where its hinge (or the squared hinge's curvature) jumps;
+        ``inf`` on similar rows (target 1), which are smooth. The cosine
+        moves by at most about 2 h / ||x|| for a step h of x."""
         c, n1, n2 = self._host_cosine(arrays)
         n = n1 if name == "input1" else n2
-        return _broadcast_rows(np.abs(c - kink_cos) * np.sqrt(n) / 4.0, arrays[name].shape)
+        near = _broadcast_rows(np.abs(c - self.margin) * np.sqrt(n) / 4.0, arrays[name].shape)
+        return np.where(arrays["target"][:, None] == 1.0, np.inf, near)
 
     def _rows(self, xp, a, need_grad):
         x1, x2 = a["input1"], a["input2"]
@@ -512,10 +514,6 @@ class CosineEmbedding(_Cosine):
     reference = ("torch.nn.functional.cosine_embedding_loss (eps = float32(1e-12) in each "
                  "squared norm)")
 
-    def nonsmooth_distance(self, name, arrays):
-        near = self._kink_distance(name, arrays, self.margin)
-        return np.where(arrays["target"][:, None] == 1.0, np.inf, near)
-
     def _of_cosine(self, xp, c, y):
         similar = y == 1.0
         per = xp.where(similar, 1.0 - c, xp.maximum(c - self.margin, 0.0))
@@ -563,11 +561,6 @@ class CosineContrastive(_Cosine):
                 r"s_n = -y_n + 2 (1 - y_n) \max(0, \cos_n - m)")
     reference = ("seed 'Cosine Contrastive Loss'; cf. sentence_transformers.losses."
                  "ContrastiveLoss; no PyTorch loss")
-
-    def nonsmooth_distance(self, name, arrays):
-        # max(0, .)**2 has a continuous slope but a jump in curvature.
-        near = self._kink_distance(name, arrays, self.margin)
-        return np.where(arrays["target"][:, None] == 1.0, np.inf, near)
 
     def _of_cosine(self, xp, c, y):
         gap = xp.maximum(c - self.margin, 0.0)
