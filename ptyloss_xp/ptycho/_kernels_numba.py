@@ -42,37 +42,35 @@ __all__ = ["pointwise_sums", "pointwise_grad", "pacbed_sums", "sparse_sums", "sp
            "tv_value_grad"]
 
 _REASSOC = {"reassoc"}
+
+
+def _kernel(**options):
+    """``njit`` for this module: cached, and with NumPy's error model, so that a
+    division is one instruction (IEEE: x/0 gives inf or NaN, which the value
+    checks see) rather than a test for 0 that keeps the loop scalar."""
+    return njit(cache=True, error_model="numpy", **options)
+
+
 _SINGLE, _POISSN = 0, 1
-
-
-@njit(cache=True, inline="always")
-def _pow(x, p):
-    if p == 1:
-        return x
-    if p == 0.5:
-        return np.sqrt(x)
-    if p == 2:
-        return x * x
-    return x**p
 
 
 # Domain counts: 1 where ``x`` is NaN, infinite or below its bound, else 0,
 # without a branch so the count stays in a vector lane (``x - x`` is NaN for
 # inf and NaN). A float32 count saturates but never returns to 0: enough for
 # "any". Two functions, not a flag, so no select survives in the loop.
-@njit(cache=True, inline="always")
+@_kernel(inline="always")
 def _outside_open(x, lo):
     return np.float32(1.0) - np.float32((x > lo) & (x - x == 0))
 
 
-@njit(cache=True, inline="always")
+@_kernel(inline="always")
 def _outside_closed(x, lo):
     return np.float32(1.0) - np.float32((x >= lo) & (x - x == 0))
 
 
 # Pass 1, like pass 2 below, is one loop per (term, power) in the prange body
 # (see there why). ``w1`` is the weight, or ones.
-@njit(cache=True, parallel=True, fastmath=_REASSOC)
+@_kernel(parallel=True, fastmath=_REASSOC)
 def _pointwise_sums(kind, mode, m2, d2, w1, p, eps, lo_i, lo_d):
     n = m2.shape[0]
     rows = np.empty((4, n))
@@ -148,7 +146,7 @@ def _pointwise_sums(kind, mode, m2, d2, w1, p, eps, lo_i, lo_d):
 # alone (it overflows near the smallest float32 where the gradient does
 # not), and for loss_poissn ``c D^p / (I^p + eps) - c`` keeps the ratio from
 # overflowing when eps = 0.
-@njit(cache=True, parallel=True)
+@_kernel(parallel=True)
 def _pointwise_grad(kind, mode, m2, d2, w1, p, eps, scale, g2, acc):
     for i in prange(m2.shape[0]):
         x, d, g = m2[i], d2[i], g2[i]
@@ -238,21 +236,8 @@ def pointwise_grad(kind, model, meas, w, p, eps, scale, out, accumulate):
     return out
 
 
-@njit(cache=True, fastmath=_REASSOC)
-def _pacbed_row(d, w, p, lo_d):
-    sum_d = 0.0
-    bad = np.float32(0.0)
-    has_w = w.shape[0] > 0
-    for k in range(d.shape[0]):
-        di = d[k]
-        bad += _outside_closed(di, lo_d)
-        dp = _pow(di, p)
-        sum_d += np.float64(w[k] * dp if has_w else dp)
-    return sum_d, bad
-
-
-@njit(cache=True, parallel=True)
-def _pacbed_sums(m2, d2, w1, p, lo_i, lo_d):
+@_kernel(parallel=True)
+def _pacbed_sums(m2, d2, lo_i):
     n, k_len = m2.shape
     sum_i = np.zeros(k_len)
     sum_dn = np.zeros(k_len)
@@ -270,12 +255,33 @@ def _pacbed_sums(m2, d2, w1, p, lo_i, lo_d):
                 sum_i[k] += np.float64(xi)
                 sum_dn[k] += np.float64(d[k])
                 bad_i[k] += _outside_open(xi, lo_i)
+    return sum_i, sum_dn, bad_i.sum()
+
+
+# One loop per power in the prange body, as in pass 2 of the pointwise terms.
+@_kernel(parallel=True, fastmath=_REASSOC)
+def _pacbed_sum_d(mode, d2, w1, p, lo_d):
+    n = d2.shape[0]
     rows = np.empty((2, n))
     for i in prange(n):
-        s, bd = _pacbed_row(d2[i], w1, p, lo_d)
+        d = d2[i]
+        s = 0.0
+        bad = np.float32(0.0)
+        if mode == 1:
+            for k in range(d.shape[0]):
+                bad += _outside_closed(d[k], lo_d)
+                s += np.float64(w1[k] * d[k])
+        elif mode == 2:
+            for k in range(d.shape[0]):
+                bad += _outside_closed(d[k], lo_d)
+                s += np.float64(w1[k] * np.sqrt(d[k]))
+        else:
+            for k in range(d.shape[0]):
+                bad += _outside_closed(d[k], lo_d)
+                s += np.float64(w1[k] * d[k] ** p)
         rows[0, i] = s
-        rows[1, i] = bd
-    return sum_i, sum_dn, rows[0].sum(), bad_i.sum(), rows[1].sum()
+        rows[1, i] = bad
+    return rows[0].sum(), rows[1].sum()
 
 
 def pacbed_sums(model, meas, w, p, lo_i, lo_d):
@@ -286,13 +292,14 @@ def pacbed_sums(model, meas, w, p, lo_i, lo_d):
     counts as in :func:`pointwise_sums`.
     """
     c = model.dtype.type
-    sum_i, sum_dn, sum_d, bad_i, bad_d = _pacbed_sums(
-        _flat(model), _flat(meas), _weight(w, model.dtype), c(p), c(lo_i), c(lo_d))
+    (sum_i, sum_dn, bad_i), (sum_d, bad_d) = (
+        _pacbed_sums(_flat(model), _flat(meas), c(lo_i)),
+        _pacbed_sum_d(_mode(p), _flat(meas), _weight_or_ones(w, model), c(p), c(lo_d)))
     shape = model.shape[1:]
     return sum_i.reshape(shape), sum_dn.reshape(shape), sum_d, bad_i, bad_d
 
 
-@njit(cache=True, parallel=True)
+@_kernel(parallel=True)
 def _broadcast_into(g1, out2, accumulate):
     for i in prange(out2.shape[0]):
         row = out2[i]
@@ -307,28 +314,27 @@ def broadcast_into(g, out, accumulate):
     return out
 
 
-@njit(cache=True, fastmath=_REASSOC)
-def _abs_pow_row(x, order):
-    s = 0.0
-    bad = np.float32(0.0)
-    for k in range(x.shape[0]):
-        v = x[k]
-        bad += np.float32(1.0) - np.float32(v - v == 0)
-        a = abs(v)
-        s += np.float64(a if order == 1 else a**order)
-    return s, bad
-
-
-@njit(cache=True, parallel=True)
+# Row loops in the prange body, one per case (see pass 2 of the pointwise terms).
+@_kernel(parallel=True, fastmath=_REASSOC)
 def _sparse_sums(x3, order):
     n, n_modes, _ = x3.shape
     rows = np.empty((n, n_modes))
     bads = np.empty((n, n_modes))
     for i in prange(n):
         for o in range(n_modes):
-            s, b = _abs_pow_row(x3[i, o], order)
-            rows[i, o] = s
-            bads[i, o] = b
+            x = x3[i, o]
+            t = 0.0
+            bad = np.float32(0.0)
+            if order == 1:
+                for k in range(x.shape[0]):
+                    bad += np.float32(1.0) - np.float32(x[k] - x[k] == 0)
+                    t += np.float64(abs(x[k]))
+            else:
+                for k in range(x.shape[0]):
+                    bad += np.float32(1.0) - np.float32(x[k] - x[k] == 0)
+                    t += np.float64(abs(x[k]) ** order)
+            rows[i, o] = t
+            bads[i, o] = bad
     sums = np.zeros(n_modes)
     for i in range(n):
         for o in range(n_modes):
@@ -341,18 +347,20 @@ def sparse_sums(x, order):
     return _sparse_sums(np.ascontiguousarray(x).reshape(x.shape[0], x.shape[1], -1), int(order))
 
 
-@njit(cache=True, parallel=True)
+@_kernel(parallel=True)
 def _sparse_grad(x3, order, coef, g3, accumulate):
     n, n_modes, k_len = x3.shape
     for i in prange(n):
         for o in range(n_modes):
             x, g, c = x3[i, o], g3[i, o], coef[o]
-            for k in range(k_len):
-                v = x[k]
-                s = c * np.sign(v)
-                if order > 1:
-                    s *= abs(v) ** (order - 1)
-                g[k] = g[k] + s if accumulate else s
+            if order == 1:
+                for k in range(k_len):
+                    s = c * np.sign(x[k])
+                    g[k] = g[k] + s if accumulate else s
+            else:
+                for k in range(k_len):
+                    s = c * np.sign(x[k]) * abs(x[k]) ** (order - 1)
+                    g[k] = g[k] + s if accumulate else s
 
 
 def sparse_grad(x, order, coef, out, accumulate):
@@ -363,7 +371,7 @@ def sparse_grad(x, order, coef, out, accumulate):
     return out
 
 
-@njit(cache=True, fastmath=_REASSOC)
+@_kernel(fastmath=_REASSOC)
 def _tv_slice(x, eps, eps2, c, g, accumulate, qy_prev, qx_row):
     """One (Ny, Nx) slice: returns ``(sum(mag - eps), non-finite count)``; writes ``c * grad``.
 
@@ -399,7 +407,7 @@ def _tv_slice(x, eps, eps2, c, g, accumulate, qy_prev, qx_row):
     return total, bad
 
 
-@njit(cache=True, parallel=True)
+@_kernel(parallel=True)
 def _tv(x3, eps, eps2, coef, g3, accumulate):
     n_slices, _, nx = x3.shape
     sums = np.empty(n_slices)
@@ -444,7 +452,7 @@ def band(m, n):
     return lo.astype(np.int64), np.take_along_axis(m, idx, axis=1).copy()
 
 
-@njit(cache=True)
+@_kernel()
 def _band_x(a, lo, w, out):
     nz, ny, _ = a.shape
     for z in range(nz):
@@ -456,7 +464,7 @@ def _band_x(a, lo, w, out):
                 out[z, y, i] = s
 
 
-@njit(cache=True)
+@_kernel()
 def _band_y(a, lo, w, out):
     for z in range(a.shape[0]):
         for i in range(lo.shape[0]):
@@ -469,7 +477,7 @@ def _band_y(a, lo, w, out):
                     row[x] += c * src[x]
 
 
-@njit(cache=True)
+@_kernel()
 def _band_z(a, lo, w, out):
     for i in range(lo.shape[0]):
         plane = out[i]
@@ -482,7 +490,7 @@ def _band_z(a, lo, w, out):
                     plane[y, x] += c * src[y, x]
 
 
-@njit(cache=True)
+@_kernel()
 def _band_x_t(g, lo, w, out):
     nz, ny, _ = g.shape
     out[:, :, :] = 0.0
@@ -494,7 +502,7 @@ def _band_x_t(g, lo, w, out):
                     out[z, y, lo[i] + t] += w[i, t] * gi
 
 
-@njit(cache=True)
+@_kernel()
 def _band_y_t(g, lo, w, out):
     out[:, :, :] = 0.0
     for z in range(g.shape[0]):
@@ -507,7 +515,7 @@ def _band_y_t(g, lo, w, out):
                     row[x] += c * src[x]
 
 
-@njit(cache=True)
+@_kernel()
 def _band_z_t(g, lo, w, out):
     out[:, :, :] = 0.0
     for i in range(lo.shape[0]):
@@ -520,7 +528,7 @@ def _band_z_t(g, lo, w, out):
                     plane[y, x] += c * src[y, x]
 
 
-@njit(cache=True, parallel=True)
+@_kernel(parallel=True)
 def _simlar(x5, occ, lz, wz, ly, wy, lx, wx, scale, g5, need_grad, accumulate):
     n, n_modes, nz, ny, nx = x5.shape
     oz, oy, ox = lz.shape[0], ly.shape[0], lx.shape[0]
