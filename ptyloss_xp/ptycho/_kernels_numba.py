@@ -18,8 +18,8 @@ Recomputing the factors in pass 2 moves as many bytes as writing an
 unscaled direction in pass 1 and scaling it in place, and it lets the small
 scale enter each element first: the unscaled ``I^(p-1)`` at ``I`` near the
 smallest float32 overflows although the gradient does not. Elementwise work
-is done in the data's dtype, as in the generic path; TV and loss_simlar
-(banded blur and zoom fused with the std over modes) work in float64.
+is done in the data's dtype, as in the generic path; loss_simlar (banded
+blur and zoom fused with the std over modes) works in float64.
 
 Sums are taken per row (pattern or slice) in float64 and the row sums are
 added in order after the parallel loop, so the result does not depend on
@@ -371,39 +371,55 @@ def sparse_grad(x, order, coef, out, accumulate):
     return out
 
 
+@_kernel(inline="always")
+def _tv_element(dy, dx, eps, eps2, c):
+    """``(mag - eps, c dy / mag, c dx / mag)``, in the data's dtype; the quotients
+    are 0 where ``mag`` is 0 (``eps^2`` underflowed on a flat patch: the
+    gradient there is 0). ``mag`` is then that 0, of the right type."""
+    mag = np.sqrt(dy * dy + dx * dx + eps2)
+    inv = c / mag if mag > 0 else mag
+    return mag - eps, dy * inv, dx * inv
+
+
 @_kernel(fastmath=_REASSOC)
-def _tv_slice(x, eps, eps2, c, g, accumulate, qy_prev, qx_row):
+def _tv_slice(x, eps, eps2, c, g, accumulate, qy_prev, qy, qx):
     """One (Ny, Nx) slice: returns ``(sum(mag - eps), non-finite count)``; writes ``c * grad``.
 
     Row ``i`` of the gradient is ``qy[i-1] - qy[i] + qx[:, j-1] - qx[:, j]``
-    with ``q = c * d / mag`` (0 past the edges, and where ``mag`` is 0 because
-    ``eps^2`` underflowed on a flat patch: the gradient there is 0).
+    with ``q = c * d / mag`` (0 past the edges). Each row is two loops with
+    no carried dependence, so both vectorise: the quotients of the row, then
+    its gradient from them and the previous row's ``qy``. The elementwise
+    work is in the data's dtype, as in the generic path (float32: eight
+    lanes, not four); the value is summed in float64.
     """
     ny, nx = x.shape
     total = 0.0
-    bad = 0
-    for j in range(nx):
-        qy_prev[j] = 0.0
+    bad = np.float32(0.0)
+    qy_prev[:] = 0.0
     for i in range(ny):
-        last_row = i == ny - 1
-        qx_left = 0.0
-        for j in range(nx):
-            v = np.float64(x[i, j])
-            bad += 0 if abs(v) < np.inf else 1
-            dy = 0.0 if last_row else np.float64(x[i + 1, j]) - v
-            dx = 0.0 if j == nx - 1 else np.float64(x[i, j + 1]) - v
-            mag = np.sqrt(dy * dy + dx * dx + eps2)
-            total += mag - eps
-            inv = c / mag if mag > 0.0 else 0.0
-            qy = dy * inv
-            qx = dx * inv
-            gv = qy_prev[j] - qy + qx_left - qx
-            qy_prev[j] = qy
-            qx_left = qx
-            qx_row[j] = gv
-        row = g[i]
-        for j in range(nx):
-            row[j] = row[j] + qx_row[j] if accumulate else qx_row[j]
+        row = x[i]
+        # The last row is its own next row: dy = 0 there, as past the edge.
+        below = x[i + 1] if i < ny - 1 else row
+        for j in range(nx - 1):
+            v = row[j]
+            bad += np.float32(1.0) - np.float32(v - v == 0)
+            t, a, b = _tv_element(below[j] - v, row[j + 1] - v, eps, eps2, c)
+            total += np.float64(t)
+            qy[j] = a
+            qx[j] = b
+        v = row[nx - 1]
+        bad += np.float32(1.0) - np.float32(v - v == 0)
+        t, a, b = _tv_element(below[nx - 1] - v, v - v, eps, eps2, c)
+        total += np.float64(t)
+        qy[nx - 1] = a
+        qx[nx - 1] = b
+        out = g[i]
+        gv = qy_prev[0] - qy[0] - qx[0]
+        out[0] = out[0] + gv if accumulate else gv
+        for j in range(1, nx):
+            gv = qy_prev[j] - qy[j] + qx[j - 1] - qx[j]
+            out[j] = out[j] + gv if accumulate else gv
+        qy_prev, qy = qy, qy_prev
     return total, bad
 
 
@@ -413,7 +429,8 @@ def _tv(x3, eps, eps2, coef, g3, accumulate):
     sums = np.empty(n_slices)
     bads = np.empty(n_slices)
     for s in prange(n_slices):
-        t, b = _tv_slice(x3[s], eps, eps2, coef[s], g3[s], accumulate, np.empty(nx), np.empty(nx))
+        t, b = _tv_slice(x3[s], eps, eps2, coef[s], g3[s], accumulate,
+                         np.empty(nx, x3.dtype), np.empty(nx, x3.dtype), np.empty(nx, x3.dtype))
         sums[s] = t
         bads[s] = b
     return sums, bads.sum()
@@ -424,13 +441,15 @@ def tv_value_grad(x, eps, eps2, scale, occu, out, accumulate):
 
     Returns ``(sum_o occu_o sum(mag - eps) (float64), non-finite count)`` and
     writes ``[out +] scale * occu_o * grad`` into ``out``. ``eps2`` is ``eps^2``
-    rounded to the data's dtype, as the generic path adds it.
+    rounded to the data's dtype, as the generic path adds it; ``eps``, ``eps2``
+    and the coefficients enter in the data's dtype.
     """
     n, _, nz, ny, nx = x.shape
     # Slice (n, o, z) of the C-ordered (N*O*Z, Ny, Nx) stack has weight occu[o].
     coef = np.tile(np.repeat(np.asarray(occu, dtype=np.float64), nz), n)
-    sums, bad = _tv(np.ascontiguousarray(x).reshape(-1, ny, nx), float(eps), float(eps2),
-                    coef * scale, out.reshape(-1, ny, nx), accumulate)
+    c = x.dtype.type
+    sums, bad = _tv(np.ascontiguousarray(x).reshape(-1, ny, nx), c(eps), c(eps2),
+                    (coef * scale).astype(x.dtype), out.reshape(-1, ny, nx), accumulate)
     return float(np.dot(coef, sums)), bad
 
 
