@@ -40,11 +40,15 @@ import math
 import array_api_compat
 
 from .._backend import device_of, is_numpy, namespace
+from .._numba import load
 from .._registry import Loss, reduce, register
 from .._validate import REDUCTION, Arg, Param, _found, require, value_checks_enabled
 from .classification import _log_softmax
 
 __all__ = ["CTC", "CTCLogits"]
+
+# The compiled kernel for NumPy float arrays, or None (see _per_sample).
+_NUMBA = load(f"{__package__}._ctc_numba")
 
 _TARGETS = Arg("targets", ("N", "S"), kind="int", low=0, high="C",
                doc="labels in [0, C) other than blank, padded to width S (entries beyond "
@@ -183,7 +187,14 @@ class _CTC(Loss):
 def _per_sample(x, targets, input_lengths, target_lengths, blank, logits, need_grad):
     """Loss of each sample, ``(N,)``, and with ``need_grad`` the gradient of
     each sample's loss with respect to its scores ``x``, ``(T, N, C)``
-    (``None`` otherwise); ``x`` holds logits when ``logits`` is true."""
+    (``None`` otherwise); ``x`` holds logits when ``logits`` is true.
+
+    NumPy float arrays go to the numba kernel where it loads; the generic
+    kernel below is the reference it is tested against.
+    """
+    if _NUMBA is not None and _NUMBA.accepts(x, targets, input_lengths, target_lengths, blank):
+        return _NUMBA.per_sample(x, targets, input_lengths, target_lengths, blank, logits,
+                                 need_grad)
     if array_api_compat.is_dask_array(x):
         return _per_sample_by_chunk(x, targets, input_lengths, target_lengths, blank, logits,
                                     need_grad)
