@@ -30,6 +30,17 @@ from numba import njit, prange
 __all__ = ["accepts", "per_sample"]
 
 _NEG = -math.inf
+# A scaled sum below _TINY may hold underflowed terms: the exact log-add
+# runs. Posteriors come from scaled products while exp(d) < exp(_LARGE), so
+# that every posterior above 1e-20 is a product of normal numbers.
+_TINY = 2.0**-930
+_LARGE = 575.0
+
+
+@njit(cache=True, inline="always")
+def _window(k, frames, t):
+    """Positions ``[lo, hi)`` at frame ``t`` that lie on some complete alignment."""
+    return max(0, k - 2 * (frames - t)), min(k, 2 * t + 2)
 
 
 @njit(cache=True, inline="always")
@@ -91,20 +102,40 @@ def _forward_backward(x, targets, input_lengths, target_lengths, blank, logits, 
             for s in range(k):
                 emit[t, s] = np.float64(x[t, n, ext[s]]) - shift[t]
 
+        # Forward. alpha[t, s] in log space; pre[t, s] = exp(alpha[t, s] -
+        # emit[t, s] - scale[t]), the linear sum over the predecessors, with
+        # scale[t] the largest alpha of frame t - 1 (0 before the first).
         alpha = np.full((frames, k), _NEG)
+        pre = np.zeros((frames, k))
+        scale = np.zeros(frames)
+        lin = np.zeros(k)  # exp(alpha_{t-1} - scale[t])
+        lin[0] = 1.0  # alpha before the first frame: all mass on position 0
+        top = 0.0
         for t in range(frames):
-            lo, hi = max(0, k - 2 * (frames - t)), min(k, 2 * t + 2)
+            lo, hi = _window(k, frames, t)
+            scale[t] = top
+            top = _NEG
             for s in range(lo, hi):
-                if t == 0:
-                    # alpha before the first frame: all mass on position 0.
-                    a = 0.0
-                elif skip[s]:
-                    a = _logadd3(alpha[t - 1, s], alpha[t - 1, s - 1], alpha[t - 1, s - 2])
-                elif s > 0:
-                    a = _logadd2(alpha[t - 1, s], alpha[t - 1, s - 1])
+                p = lin[s]
+                if s > 0:
+                    p += lin[s - 1]
+                if skip[s]:
+                    p += lin[s - 2]
+                pre[t, s] = p
+                if p > _TINY:
+                    a = emit[t, s] + (scale[t] + math.log(p))
                 else:
-                    a = alpha[t - 1, s]
-                alpha[t, s] = emit[t, s] + a
+                    # All predecessors underflowed in the scaled sum (t >= 1):
+                    # the exact log-add.
+                    a = emit[t, s] + _logadd3(alpha[t - 1, s],
+                                              alpha[t - 1, s - 1] if s > 0 else _NEG,
+                                              alpha[t - 1, s - 2] if skip[s] else _NEG)
+                alpha[t, s] = a
+                top = max(top, a)
+            if top == _NEG:
+                break
+            for s in range(lo, hi):
+                lin[s] = math.exp(alpha[t, s] - top)
         if frames == 0:
             ll = 0.0 if k == 1 else _NEG
         else:
@@ -119,36 +150,61 @@ def _forward_backward(x, targets, input_lengths, target_lengths, blank, logits, 
             # Impossible alignment: gradient 0, never NaN.
             continue
 
+        # Backward, in the same form: after = beta_t + emit_t in log space and
+        # lin = exp(after - top); beta_{t-1} = top + log(sum over successors).
         beta = np.full(k, _NEG)
-        after = np.full(k + 2, _NEG)  # beta_{t+1} + e_{t+1}, two -inf beyond the end
+        beta[k - 1] = 0.0
+        if k > 1:
+            beta[k - 2] = 0.0
+        after = np.full(k + 2, _NEG)  # two -inf beyond the end
+        lin = np.zeros(k + 2)
         acc = np.empty(c)
         for t in range(frames - 1, -1, -1):
-            lo, hi = max(0, k - 2 * (frames - t)), min(k, 2 * t + 2)
-            if t == frames - 1:
-                beta[k - 1] = 0.0
-                if k > 1:
-                    beta[k - 2] = 0.0
-            else:
-                for s in range(lo, min(k, hi + 2)):
-                    after[s] = beta[s] + emit[t + 1, s]
-                for s in range(lo, hi):
-                    if s + 2 < k and skip[s + 2]:
-                        beta[s] = _logadd3(after[s], after[s + 1], after[s + 2])
-                    else:
-                        beta[s] = _logadd2(after[s], after[s + 1])
-                # beta_t beyond hi is never read again, and alpha_t is -inf there.
+            lo, hi = _window(k, frames, t)
+            top = _NEG
+            for s in range(lo, hi):
+                after[s] = beta[s] + emit[t, s]
+                top = max(top, after[s])
+            for s in range(lo, hi):
+                lin[s] = math.exp(after[s] - top)
+            # Posteriors gamma = exp(alpha + beta - ll) = pre * lin * exp(d);
+            # sum(gamma) = 1 bounds the products from below unless exp(d) is
+            # huge, where the exact form runs.
+            d = scale[t] + top - ll
             acc[:] = 0.0
             occ = 0.0
-            for s in range(lo, hi):
-                gamma = math.exp(alpha[t, s] + beta[s] - ll)
-                acc[ext[s]] += gamma
-                occ += gamma
+            if d < _LARGE:
+                f = math.exp(d)
+                for s in range(lo, hi):
+                    gamma = pre[t, s] * lin[s] * f
+                    acc[ext[s]] += gamma
+                    occ += gamma
+            else:
+                for s in range(lo, hi):
+                    gamma = math.exp(alpha[t, s] + beta[s] - ll)
+                    acc[ext[s]] += gamma
+                    occ += gamma
             if logits:
                 for j in range(c):
                     grad[t, n, j] = -acc[j] + expo[t, j] * occ
             else:
                 for j in range(c):
                     grad[t, n, j] = -acc[j]
+            if t == 0:
+                break
+            # Positions past hi or before lo hold lin = 0 and after = -inf,
+            # whatever frame wrote the row last: the windows only grow
+            # downwards and shrink upwards as t falls.
+            lo, hi = _window(k, frames, t - 1)
+            for s in range(lo, hi):
+                jump = s + 2 < k and skip[s + 2]
+                q = lin[s] + lin[s + 1]
+                if jump:
+                    q += lin[s + 2]
+                if q > _TINY:
+                    beta[s] = top + math.log(q)
+                else:
+                    beta[s] = _logadd3(after[s], after[s + 1], after[s + 2] if jump else _NEG)
 
 
 def accepts(x, targets, input_lengths, target_lengths, blank):
