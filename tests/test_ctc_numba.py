@@ -154,3 +154,25 @@ def test_the_switch_turns_the_kernel_off():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True)
     assert out.stdout.split() == ["True", "True"]
+
+
+def test_calls_from_several_threads_under_the_workqueue_layer():
+    """numba's workqueue threading layer aborts the process on concurrent
+    calls (Dask's threaded scheduler makes them); the kernel serialises them."""
+    code = """
+import numpy as np, numba, ptyloss_xp as pl
+from concurrent.futures import ThreadPoolExecutor
+rng = np.random.default_rng(0)
+x = rng.normal(size=(40, 16, 6))
+args = (x, rng.integers(1, 6, (16, 8)), np.full(16, 40), np.full(16, 8))
+loss = pl.get("ctc_logits")
+v0, g0 = loss.value_and_grad(*args)
+with ThreadPoolExecutor(4) as pool:
+    out = list(pool.map(lambda _: loss.value_and_grad(*args), range(16)))
+assert all(v == v0 and np.array_equal(g, g0) for v, g in out)
+print(numba.threading_layer())
+"""
+    env = {**os.environ, "NUMBA_THREADING_LAYER": "workqueue"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["workqueue"]

@@ -30,7 +30,11 @@ the extended label sequence ``l'`` (blanks interleaved, ``2 S + 1``
 positions), vectorised over the batch and the label positions with a Python
 loop over time only: ``O(N T (2S+1))`` memory and work, for every array
 namespace (no in-place writes). On Dask each chunk of the batch, rechunked to
-whole ``(T, C)`` planes, runs the kernel in one lazy task.
+whole ``(T, C)`` planes, runs the kernel in one lazy task. NumPy float32 and
+float64 arrays go to a compiled numba kernel (:mod:`._ctc_numba`: one loop
+per sample, samples in parallel, computed in float64) where numba imports;
+``PTYLOSS_XP_NUMBA=0`` in the environment switches it off. The generic
+kernel is the reference: the tests compare both.
 """
 
 from __future__ import annotations
