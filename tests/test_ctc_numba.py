@@ -58,6 +58,14 @@ def _close(fast, ref, rtol=RTOL):
     np.testing.assert_allclose(fast, ref, rtol=rtol, atol=rtol * scale)
 
 
+def _posterior_rtol(loss):
+    """A posterior ``exp(alpha + beta - log p)`` inherits the rounding of its
+    exponent, about eps |log p| in either kernel: beyond 1e-12 only for the
+    losses of thousands that scores of -2000 give."""
+    big = np.max(np.abs(loss[np.isfinite(loss)]), initial=0.0)
+    return max(RTOL, 8 * np.finfo(np.float64).eps * big)
+
+
 def _generic(monkeypatch, call):
     with monkeypatch.context() as m:
         m.setattr(sequence, "_NUMBA", None)
@@ -79,7 +87,7 @@ def test_per_sample_matches_generic_on_random_cases(monkeypatch, logits, extreme
         loss, g = sequence._per_sample(*args)
         loss_ref, g_ref = _generic(monkeypatch, lambda: sequence._per_sample(*args))
         _close(loss, loss_ref)
-        _close(g, g_ref)
+        _close(g, g_ref, rtol=_posterior_rtol(loss_ref))
         value_only, none = sequence._per_sample(*args[:-1], False)
         assert none is None
         np.testing.assert_array_equal(value_only, loss)
