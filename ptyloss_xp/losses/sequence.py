@@ -30,7 +30,11 @@ the extended label sequence ``l'`` (blanks interleaved, ``2 S + 1``
 positions), vectorised over the batch and the label positions with a Python
 loop over time only: ``O(N T (2S+1))`` memory and work, for every array
 namespace (no in-place writes). On Dask each chunk of the batch, rechunked to
-whole ``(T, C)`` planes, runs the kernel in one lazy task.
+whole ``(T, C)`` planes, runs the kernel in one lazy task. NumPy float32 and
+float64 arrays go to a compiled numba kernel (:mod:`._ctc_numba`: one loop
+per sample, samples in parallel, computed in float64) where numba imports;
+``PTYLOSS_XP_NUMBA=0`` in the environment switches it off. The generic
+kernel is the reference: the tests compare both.
 """
 
 from __future__ import annotations
@@ -40,11 +44,15 @@ import math
 import array_api_compat
 
 from .._backend import device_of, is_numpy, namespace
+from .._numba import load
 from .._registry import Loss, reduce, register
 from .._validate import REDUCTION, Arg, Param, _found, require, value_checks_enabled
 from .classification import _log_softmax
 
 __all__ = ["CTC", "CTCLogits"]
+
+# The compiled kernel for NumPy float arrays, or None (see _per_sample).
+_NUMBA = load(f"{__package__}._ctc_numba")
 
 _TARGETS = Arg("targets", ("N", "S"), kind="int", low=0, high="C",
                doc="labels in [0, C) other than blank, padded to width S (entries beyond "
@@ -183,7 +191,14 @@ class _CTC(Loss):
 def _per_sample(x, targets, input_lengths, target_lengths, blank, logits, need_grad):
     """Loss of each sample, ``(N,)``, and with ``need_grad`` the gradient of
     each sample's loss with respect to its scores ``x``, ``(T, N, C)``
-    (``None`` otherwise); ``x`` holds logits when ``logits`` is true."""
+    (``None`` otherwise); ``x`` holds logits when ``logits`` is true.
+
+    NumPy float arrays go to the numba kernel where it loads; the generic
+    kernel below is the reference it is tested against.
+    """
+    if _NUMBA is not None and _NUMBA.accepts(x, targets, input_lengths, target_lengths, blank):
+        return _NUMBA.per_sample(x, targets, input_lengths, target_lengths, blank, logits,
+                                 need_grad)
     if array_api_compat.is_dask_array(x):
         return _per_sample_by_chunk(x, targets, input_lengths, target_lengths, blank, logits,
                                     need_grad)

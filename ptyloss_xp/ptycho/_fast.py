@@ -9,24 +9,13 @@ switches it off (to compare, or where numba misbehaves).
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
+
+from .._numba import load
 
 __all__ = ["kernels", "out_for"]
 
-
-def _load():
-    if os.environ.get("PTYLOSS_XP_NUMBA", "1") == "0":
-        return None
-    try:
-        from . import _kernels_numba
-    except ImportError:
-        return None
-    return _kernels_numba
-
-
-_NUMBA = _load()
+_NUMBA = load(f"{__package__}._kernels_numba")
 
 
 def kernels(arrays):
