@@ -5,6 +5,10 @@ dispatch, ``_fast.kernels``, answer ``None``, so both paths read identical
 inputs. Arrays stay small: the numba compile is paid once (and cached).
 """
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -330,3 +334,27 @@ def test_a_result_beyond_float32_is_refused_by_name(monkeypatch, fused):
         loss.grad(model, meas)
     with pl.check_values(False), np.errstate(over="ignore", invalid="ignore"):
         assert not np.all(np.isfinite(loss.grad(model, meas)))
+
+
+def test_calls_from_several_threads_under_the_workqueue_layer():
+    """numba's workqueue layer aborts the process on concurrent calls of
+    parallel kernels (a threaded solver); every entry point is serialised."""
+    code = """
+import numpy as np, numba, ptyloss_xp as pl
+from concurrent.futures import ThreadPoolExecutor
+rng = np.random.default_rng(0)
+I = rng.uniform(0.1, 2.0, (8, 32, 32)); D = rng.poisson(2.0, I.shape).astype(float)
+O = rng.normal(size=(8, 2, 1, 32, 32)); occ = np.array([0.7, 0.3])
+calls = [(pl.get("loss_single"), (I, D)), (pl.get("loss_poissn"), (I, D)),
+         (pl.get("loss_pacbed"), (I, D)), (pl.get("loss_tv"), (O, occ)),
+         (pl.get("loss_sparse"), (O, occ))]
+ref = [loss.value_and_grad(*a) for loss, a in calls]
+with ThreadPoolExecutor(4) as pool:
+    out = list(pool.map(lambda i: calls[i % 5][0].value_and_grad(*calls[i % 5][1]), range(40)))
+assert all(v == ref[i % 5][0] and np.array_equal(g, ref[i % 5][1]) for i, (v, g) in enumerate(out))
+print(numba.threading_layer())
+"""
+    env = {**os.environ, "NUMBA_THREADING_LAYER": "workqueue"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["workqueue"]

@@ -35,10 +35,11 @@ that such input never reads outside an array.
 from __future__ import annotations
 
 import math
-import threading
 
 import numpy as np
 from numba import njit, prange
+
+from .._numba import one_at_a_time
 
 __all__ = ["accepts", "per_sample"]
 
@@ -48,11 +49,6 @@ _NEG = -math.inf
 # that every posterior above 1e-20 is a product of normal numbers.
 _TINY = 2.0**-930
 _LARGE = 575.0
-# One call at a time: the kernel already uses every core, and numba's
-# workqueue threading layer (where neither OpenMP nor TBB is available)
-# aborts the process when called from two threads at once (Dask's threaded
-# scheduler runs one call per batch chunk).
-_ONE_AT_A_TIME = threading.Lock()
 
 
 @njit(cache=True, inline="always")
@@ -242,6 +238,7 @@ def accepts(x, targets, input_lengths, target_lengths, blank):
     return bool(np.all((labels >= 0) & (labels < c) & (labels != blank)))
 
 
+@one_at_a_time
 def per_sample(x, targets, input_lengths, target_lengths, blank, logits, need_grad):
     """``(loss, grad)`` as :func:`.sequence._per_sample` gives them, ``grad``
     ``None`` without ``need_grad``; the arrays must pass :func:`accepts`."""
@@ -250,6 +247,5 @@ def per_sample(x, targets, input_lengths, target_lengths, blank, logits, need_gr
     loss = np.empty(x.shape[1], dtype=x.dtype)
     grad = np.empty(x.shape if need_grad else (0, 0, 0), dtype=x.dtype)
     args = (as_int(targets), as_int(input_lengths), as_int(target_lengths))
-    with _ONE_AT_A_TIME:
-        _forward_backward(x, *args, blank, logits, need_grad, loss, grad)
+    _forward_backward(x, *args, blank, logits, need_grad, loss, grad)
     return loss, (grad if need_grad else None)

@@ -38,6 +38,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from .._numba import one_at_a_time
+
 __all__ = ["pointwise_sums", "pointwise_grad", "pacbed_sums", "sparse_sums", "sparse_grad",
            "tv_value_grad"]
 
@@ -205,6 +207,7 @@ def _weight_or_ones(w, model):
     return _weight(w, model.dtype)
 
 
+@one_at_a_time
 def pointwise_sums(kind, model, meas, w, p, eps, lo_i, lo_d):
     """Pass 1 of ``loss_single`` (``kind="single"``) or ``loss_poissn`` (``"poissn"``).
 
@@ -221,6 +224,7 @@ def pointwise_sums(kind, model, meas, w, p, eps, lo_i, lo_d):
     return s[0], s[1], s[2], s[3]
 
 
+@one_at_a_time
 def pointwise_grad(kind, model, meas, w, p, eps, scale, out, accumulate):
     """Pass 2: ``out = [out +] scale * q * I^(p-1)``, ``q`` the term's factor.
 
@@ -284,6 +288,7 @@ def _pacbed_sum_d(mode, d2, w1, p, lo_d):
     return rows[0].sum(), rows[1].sum()
 
 
+@one_at_a_time
 def pacbed_sums(model, meas, w, p, lo_i, lo_d):
     """Pass 1 of ``loss_pacbed``.
 
@@ -307,6 +312,7 @@ def _broadcast_into(g1, out2, accumulate):
             row[k] = row[k] + g1[k] if accumulate else g1[k]
 
 
+@one_at_a_time
 def broadcast_into(g, out, accumulate):
     """``out[n] = [out[n] +] g`` for every pattern ``n``; ``g`` is (Ky, Kx)."""
     _broadcast_into(np.ascontiguousarray(g, dtype=out.dtype).reshape(-1),
@@ -342,6 +348,7 @@ def _sparse_sums(x3, order):
     return sums, bads.sum()
 
 
+@one_at_a_time
 def sparse_sums(x, order):
     """``(sum_{n,z,y,x} |x|^order per mode (float64, (O,)), non-finite count)``."""
     return _sparse_sums(np.ascontiguousarray(x).reshape(x.shape[0], x.shape[1], -1), int(order))
@@ -363,6 +370,7 @@ def _sparse_grad(x3, order, coef, g3, accumulate):
                     g[k] = g[k] + s if accumulate else s
 
 
+@one_at_a_time
 def sparse_grad(x, order, coef, out, accumulate):
     """``out = [out +] coef_o sign(x) |x|^(order-1)``; ``coef`` (O,), rounded to the data's dtype."""
     _sparse_grad(np.ascontiguousarray(x).reshape(x.shape[0], x.shape[1], -1), int(order),
@@ -436,6 +444,7 @@ def _tv(x3, eps, eps2, coef, g3, accumulate):
     return sums, bads.sum()
 
 
+@one_at_a_time
 def tv_value_grad(x, eps, eps2, scale, occu, out, accumulate):
     """Value and gradient of TV in one pass over ``x`` (N, O, Z, Y, X).
 
@@ -609,6 +618,7 @@ def _simlar(x5, occ, lz, wz, ly, wy, lx, wx, scale, g5, need_grad, accumulate):
     return total, bads.sum()
 
 
+@one_at_a_time
 def simlar_value_grad(x, occu, mats, scale, out, need_grad, accumulate):
     """``loss_simlar``'s ``T`` for one channel in one pass per pattern.
 
