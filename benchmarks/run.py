@@ -204,8 +204,8 @@ def main(argv=None):
     parser.add_argument("--value-checks", action="store_true",
                         help="time the library with its input value checks on")
     parser.add_argument("--generic-path", action="store_true",
-                        help="switch the fused (numba) kernels off: time the generic array "
-                             "API kernels on NumPy (the before of a before/after)")
+                        help="switch the numba kernels off (PtyRAD terms and CTC): time the "
+                             "generic array API kernels on NumPy (the before of a before/after)")
     parser.add_argument("--torch-threads", type=int, metavar="N",
                         help="PyTorch intra-op threads (default: PyTorch's own choice)")
     parser.add_argument("--no-catalogue", action="store_true",
@@ -223,9 +223,13 @@ def main(argv=None):
     from ptyloss_xp.ptycho import _fast
 
     if args.generic_path:
-        # The terms dispatch on this one function; the generic kernels are
-        # the reference the fast paths are tested against.
+        # The PtyRAD terms dispatch on _fast.kernels and CTC on its module's
+        # kernel handle; the generic kernels are the reference the fast
+        # paths are tested against.
+        from ptyloss_xp.losses import sequence
+
         _fast.kernels = lambda arrays: None
+        sequence._NUMBA = None
 
     report = [f"Run {datetime.datetime.now():%Y-%m-%d %H:%M}, command: "
               f"`python benchmarks/run.py {' '.join(sys.argv[1:] if argv is None else argv)}`"]
