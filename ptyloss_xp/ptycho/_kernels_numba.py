@@ -39,6 +39,7 @@ import numpy as np
 from numba import njit, prange
 
 from .._numba import one_at_a_time
+from ._logf import log
 
 __all__ = ["pointwise_sums", "pointwise_grad", "pacbed_sums", "sparse_sums", "sparse_grad",
            "tv_value_grad"]
@@ -109,7 +110,7 @@ def _pointwise_sums(kind, mode, m2, d2, w1, p, eps, lo_i, lo_d):
             for k in range(x.shape[0]):
                 bi += _outside_open(x[k], lo_i)
                 bd += _outside_closed(d[k], lo_d)
-                t += np.float64(w1[k] * (d[k] * np.log(x[k] + eps) - x[k]))
+                t += np.float64(w1[k] * (d[k] * log(x[k] + eps) - x[k]))
                 s += np.float64(w1[k] * d[k])
         elif mode == 2:
             for k in range(x.shape[0]):
@@ -117,7 +118,7 @@ def _pointwise_sums(kind, mode, m2, d2, w1, p, eps, lo_i, lo_d):
                 bd += _outside_closed(d[k], lo_d)
                 ip = np.sqrt(x[k])
                 dp = np.sqrt(d[k])
-                t += np.float64(w1[k] * (dp * np.log(ip + eps) - ip))
+                t += np.float64(w1[k] * (dp * log(ip + eps) - ip))
                 s += np.float64(w1[k] * dp)
         else:
             for k in range(x.shape[0]):
@@ -125,7 +126,7 @@ def _pointwise_sums(kind, mode, m2, d2, w1, p, eps, lo_i, lo_d):
                 bd += _outside_closed(d[k], lo_d)
                 ip = x[k] ** p
                 dp = d[k] ** p
-                t += np.float64(w1[k] * (dp * np.log(ip + eps) - ip))
+                t += np.float64(w1[k] * (dp * log(ip + eps) - ip))
                 s += np.float64(w1[k] * dp)
         rows[0, i] = t
         rows[1, i] = s
