@@ -151,39 +151,50 @@ def _pointwise_sums(kind, mode, m2, d2, w1, p, eps, lo_i, lo_d):
 # overflowing when eps = 0.
 @_kernel(parallel=True)
 def _pointwise_grad(kind, mode, m2, d2, w1, p, eps, scale, g2, acc):
-    for i in prange(m2.shape[0]):
+    n = m2.shape[0]
+    bads = np.zeros(n, dtype=np.int64)
+    for i in prange(n):
         x, d, g = m2[i], d2[i], g2[i]
+        bad = 0
         if kind == _SINGLE and mode == 1:
             for k in range(x.shape[0]):
                 v = w1[k] * scale * (x[k] - d[k])
                 g[k] = v if acc is None else g[k] + v
+                bad += g[k] - g[k] != 0
         elif kind == _SINGLE and mode == 2:
             for k in range(x.shape[0]):
                 ip = np.sqrt(x[k])
                 v = w1[k] * scale * (ip - np.sqrt(d[k])) / ip
                 g[k] = v if acc is None else g[k] + v
+                bad += g[k] - g[k] != 0
         elif kind == _SINGLE:
             for k in range(x.shape[0]):
                 ip = x[k] ** p
                 v = w1[k] * scale * (ip - d[k] ** p) * ip / x[k]
                 g[k] = v if acc is None else g[k] + v
+                bad += g[k] - g[k] != 0
         elif mode == 1:
             for k in range(x.shape[0]):
                 c = w1[k] * scale
                 v = c * d[k] / (x[k] + eps) - c
                 g[k] = v if acc is None else g[k] + v
+                bad += g[k] - g[k] != 0
         elif mode == 2:
             for k in range(x.shape[0]):
                 c = w1[k] * scale
                 ip = np.sqrt(x[k])
                 v = (c * np.sqrt(d[k]) / (ip + eps) - c) / ip
                 g[k] = v if acc is None else g[k] + v
+                bad += g[k] - g[k] != 0
         else:
             for k in range(x.shape[0]):
                 c = w1[k] * scale
                 ip = x[k] ** p
                 v = (c * d[k] ** p / (ip + eps) - c) * ip / x[k]
                 g[k] = v if acc is None else g[k] + v
+                bad += g[k] - g[k] != 0
+        bads[i] = bad
+    return bads.sum()
 
 
 def _flat(x):
@@ -231,14 +242,15 @@ def pointwise_grad(kind, model, meas, w, p, eps, scale, out, accumulate):
 
     ``q = W (I^p - D^p)`` (single) or ``W (D^p / (I^p + eps) - 1)`` (poissn);
     ``out`` is a C-contiguous array shaped and typed like ``model``. Every
-    element is computed in the data's dtype, like the generic path.
+    element is computed in the data's dtype, like the generic path. Returns
+    ``(out, number of non-finite elements written)``.
     """
     code = _SINGLE if kind == "single" else _POISSN
     c = model.dtype.type
-    _pointwise_grad(code, _mode(p), _flat(model), _flat(meas), _weight_or_ones(w, model),
-                    c(p), c(eps), c(scale), out.reshape(out.shape[0], -1),
-                    True if accumulate else None)
-    return out
+    bad = _pointwise_grad(code, _mode(p), _flat(model), _flat(meas), _weight_or_ones(w, model),
+                          c(p), c(eps), c(scale), out.reshape(out.shape[0], -1),
+                          True if accumulate else None)
+    return out, bad
 
 
 @_kernel(parallel=True)

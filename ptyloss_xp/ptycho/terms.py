@@ -175,21 +175,24 @@ class _ShardedTerm(Loss):
     def _evaluate(self, xp, a, need_grad, out=None):
         fast = _fast.kernels(a)
         if fast is not None:
-            v, g = self._evaluate_fused(fast, xp, a, need_grad, out)
-        else:
-            loc = self._local(xp, a)
-            sums = self._sums(xp, a, loc)
-            if need_grad:
-                again = reread(a, [sums])
-                if again is not a:
-                    a, loc = again, self._local(xp, again)
-            v, g = self._finish(xp, a, sums, loc, need_grad)
+            # The fused kernels check their own results, from counts made as
+            # they write them.
+            return self._evaluate_fused(fast, xp, a, need_grad, out)
+        loc = self._local(xp, a)
+        sums = self._sums(xp, a, loc)
+        if need_grad:
+            again = reread(a, [sums])
+            if again is not a:
+                a, loc = again, self._local(xp, again)
+        v, g = self._finish(xp, a, sums, loc, need_grad)
         self._check_result(xp, a, v, g)
         return v, g
 
-    def _check_result(self, xp, a, value, grads):
+    def _check_result(self, xp, a, value, grads, grads_finite=None):
         """A value check on the outputs, for terms whose inputs' domains
-        cannot rule out an exact result beyond the dtype's range."""
+        cannot rule out an exact result beyond the dtype's range.
+        ``grads_finite``, where given, says whether every gradient element
+        is finite (a fused kernel counted them), and ``grads`` is not read."""
 
 
 class _DataTerm(_ShardedTerm):
@@ -221,12 +224,14 @@ class _DataTerm(_ShardedTerm):
         value, scale = self._value_and_scale(sum_term, mean_d, total)
         value = xp.asarray(value, dtype=model.dtype)
         if not need_grad:
+            self._check_result(xp, a, value, None)
             return value, None
         g, add = _fast.out_for(model, None if out is None else out[0])
-        return value, (fast.pointwise_grad(self.kind, model, meas, w, self.dp_pow, eps, scale,
-                                           g, add),)
+        g, bad = fast.pointwise_grad(self.kind, model, meas, w, self.dp_pow, eps, scale, g, add)
+        self._check_result(xp, a, value, None, grads_finite=bad == 0)
+        return value, (g,)
 
-    def _check_result(self, xp, a, value, grads):
+    def _check_result(self, xp, a, value, grads, grads_finite=None):
         # The data terms are ratios (of mean(D^p), of the weights, of powers
         # of I): inputs each inside its domain can still give an exact value
         # or gradient beyond the dtype's range. Refuse by name, never inf.
@@ -234,6 +239,8 @@ class _DataTerm(_ShardedTerm):
         if not value_checks_enabled():
             return
         ok = xp.isfinite(value)
+        if grads_finite is not None:
+            ok = ok & grads_finite
         for g in grads or ():
             ok = ok & xp.all(xp.isfinite(g))
         require(xp, ok,
@@ -417,6 +424,9 @@ class LossPacbed(_DataTerm):
         value, g = self._from_means(xp, a, xp.astype(sum_i / n, model.dtype),
                                     xp.astype(sum_dn / n, model.dtype), mean_d, n, total,
                                     need_grad)
+        # Every pattern's gradient is the (Ky, Kx) plane g: checking it is
+        # checking the whole gradient.
+        self._check_result(xp, a, value, None if g is None else (g,))
         if g is None:
             return value, None
         o, add = _fast.out_for(model, None if out is None else out[0])
