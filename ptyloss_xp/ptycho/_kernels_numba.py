@@ -12,20 +12,24 @@ registers:
   the value checks cost no extra read of the data;
 - pass 2 (data terms) reads the inputs again and writes the gradient, scaled,
   into the output (the caller's ``out=`` array, or a new one), optionally
-  adding to what it holds (the combiner's sum over terms).
+  adding to what it holds (the combiner's sum over terms), and counts the
+  non-finite elements it wrote: the result check reads nothing again.
 
 Recomputing the factors in pass 2 moves as many bytes as writing an
 unscaled direction in pass 1 and scaling it in place, and it lets the small
 scale enter each element first: the unscaled ``I^(p-1)`` at ``I`` near the
 smallest float32 overflows although the gradient does not. Elementwise work
 is done in the data's dtype, as in the generic path; loss_simlar (banded
-blur and zoom fused with the std over modes) works in float64.
+blur and zoom fused with the std over modes) works in float64. On float32,
+``log`` and ``x**p`` are :mod:`._float32_math`'s vector forms (within 1 ulp
+of the correctly rounded result for ``p <= 2``), not libm's scalar calls.
 
 Sums are taken per row (pattern or slice) in float64 and the row sums are
 added in order after the parallel loop, so the result does not depend on
 the number of threads. ``fastmath={"reassoc"}`` only lets LLVM split a
 row's sum into vector lanes; no other IEEE rule is relaxed (NaN and inf
-propagate, so the domain counts see them).
+propagate, so the domain counts see them). NumPy's error model: a division
+is one instruction, not a test for 0 that keeps the loop scalar.
 
 The generic path stays the reference: tests compare both on every parameter
 case. :func:`ptyloss_xp.ptycho._fast.kernels` decides when these run.
@@ -39,7 +43,7 @@ import numpy as np
 from numba import njit, prange
 
 from .._numba import one_at_a_time
-from ._logf import log
+from ._float32_math import log, pow  # noqa: A004
 
 __all__ = ["pointwise_sums", "pointwise_grad", "pacbed_sums", "sparse_sums", "sparse_grad",
            "tv_value_grad"]
@@ -48,9 +52,8 @@ _REASSOC = {"reassoc"}
 
 
 def _kernel(**options):
-    """``njit`` for this module: cached, and with NumPy's error model, so that a
-    division is one instruction (IEEE: x/0 gives inf or NaN, which the value
-    checks see) rather than a test for 0 that keeps the loop scalar."""
+    """``njit`` for this module: cached, NumPy's error model (x/0 gives IEEE's
+    inf or NaN, which the value checks see)."""
     return njit(cache=True, error_model="numpy", **options)
 
 
@@ -102,8 +105,8 @@ def _pointwise_sums(kind, mode, m2, d2, w1, p, eps, lo_i, lo_d):
             for k in range(x.shape[0]):
                 bi += _outside_open(x[k], lo_i)
                 bd += _outside_closed(d[k], lo_d)
-                dp = d[k] ** p
-                r = x[k] ** p - dp
+                dp = pow(d[k], p)
+                r = pow(x[k], p) - dp
                 t += np.float64(w1[k] * r * r)
                 s += np.float64(w1[k] * dp)
         elif mode == 1:
@@ -124,8 +127,8 @@ def _pointwise_sums(kind, mode, m2, d2, w1, p, eps, lo_i, lo_d):
             for k in range(x.shape[0]):
                 bi += _outside_open(x[k], lo_i)
                 bd += _outside_closed(d[k], lo_d)
-                ip = x[k] ** p
-                dp = d[k] ** p
+                ip = pow(x[k], p)
+                dp = pow(d[k], p)
                 t += np.float64(w1[k] * (dp * log(ip + eps) - ip))
                 s += np.float64(w1[k] * dp)
         rows[0, i] = t
@@ -169,8 +172,8 @@ def _pointwise_grad(kind, mode, m2, d2, w1, p, eps, scale, g2, acc):
                 bad += g[k] - g[k] != 0
         elif kind == _SINGLE:
             for k in range(x.shape[0]):
-                ip = x[k] ** p
-                v = w1[k] * scale * (ip - d[k] ** p) * ip / x[k]
+                ip = pow(x[k], p)
+                v = w1[k] * scale * (ip - pow(d[k], p)) * ip / x[k]
                 g[k] = v if acc is None else g[k] + v
                 bad += g[k] - g[k] != 0
         elif mode == 1:
@@ -189,8 +192,8 @@ def _pointwise_grad(kind, mode, m2, d2, w1, p, eps, scale, g2, acc):
         else:
             for k in range(x.shape[0]):
                 c = w1[k] * scale
-                ip = x[k] ** p
-                v = (c * d[k] ** p / (ip + eps) - c) * ip / x[k]
+                ip = pow(x[k], p)
+                v = (c * pow(d[k], p) / (ip + eps) - c) * ip / x[k]
                 g[k] = v if acc is None else g[k] + v
                 bad += g[k] - g[k] != 0
         bads[i] = bad
@@ -295,7 +298,7 @@ def _pacbed_sum_d(mode, d2, w1, p, lo_d):
         else:
             for k in range(d.shape[0]):
                 bad += _outside_closed(d[k], lo_d)
-                s += np.float64(w1[k] * d[k] ** p)
+                s += np.float64(w1[k] * pow(d[k], p))
         rows[0, i] = s
         rows[1, i] = bad
     return rows[0].sum(), rows[1].sum()
