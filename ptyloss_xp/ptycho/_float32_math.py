@@ -55,7 +55,7 @@ _TWO_23 = np.float32(2.0**23)
 _LOG2E = 1.0 / math.log(2.0)
 _ROUND = 6755399441055744.0  # 1.5 * 2^52: y + _ROUND holds round(y) in its low bits
 # 2^f = exp(f ln 2) for |f| <= 1/2: Taylor to degree 8, relative error < 3e-10.
-_EXP2 = tuple(math.log(2.0) ** k / math.factorial(k) for k in range(9))
+_EXP2 = tuple(math.log(2.0) ** k / math.factorial(k) for k in range(8, -1, -1))
 
 
 @intrinsic
@@ -93,6 +93,15 @@ def _pow2_of_rounded(typingctx, t):
 
 
 @njit(inline="always", error_model="numpy")
+def _horner(c, x):
+    """The polynomial with coefficients ``c`` (highest degree first) at ``x``."""
+    r = c[0]
+    for k in range(1, len(c)):
+        r = r * x + c[k]
+    return r
+
+
+@njit(inline="always", error_model="numpy")
 def _reduce(x):
     """``(e, log(m))`` with ``x = 2^e m``, ``m`` in [sqrt(1/2), sqrt(2)), both float32,
     for ``0 < x < inf`` (subnormals first become normal: ``x 2^23``)."""
@@ -105,17 +114,7 @@ def _reduce(x):
     e = e - _ONE if low else e
     f = (m + m - _ONE) if low else (m - _ONE)
     z = f * f
-    c = _P
-    p = c[0]
-    p = p * f + c[1]
-    p = p * f + c[2]
-    p = p * f + c[3]
-    p = p * f + c[4]
-    p = p * f + c[5]
-    p = p * f + c[6]
-    p = p * f + c[7]
-    p = p * f + c[8]
-    return e, f + (f * z * p - _HALF * z)
+    return e, f + (f * z * _horner(_P, f) - _HALF * z)
 
 
 @njit(inline="always", error_model="numpy")
@@ -139,17 +138,7 @@ def _powf(x, p):
     y = min(max(y, -1000.0), 1000.0)
     t = y + _ROUND
     frac = y - (t - _ROUND)
-    c = _EXP2
-    q = c[8]
-    q = q * frac + c[7]
-    q = q * frac + c[6]
-    q = q * frac + c[5]
-    q = q * frac + c[4]
-    q = q * frac + c[3]
-    q = q * frac + c[2]
-    q = q * frac + c[1]
-    q = q * frac + c[0]
-    r = np.float32(q * _pow2_of_rounded(t))
+    r = np.float32(_horner(_EXP2, frac) * _pow2_of_rounded(t))
     # x^p for p > 0 at 0, inf, NaN and negatives: 0, inf, NaN, NaN.
     special = np.float32(0.0) if x == np.float32(0.0) else (x if x > np.float32(0.0) else np.float32(np.nan))
     return r if ok else special
