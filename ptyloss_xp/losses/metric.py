@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._backend import device_of
+from .._backend import device_of, is_numpy
 from .._registry import Loss, register, reduce
 from .._validate import REDUCTION, Arg, Param, require
 
@@ -106,9 +106,10 @@ def _masked_lse(xp, s, mask):
     ``total`` (N, 1): the softmax is ``e / total``, left to the caller to
     fold into its own row factor (one N x N pass less). A row with no terms
     gets ``_LOG_ZERO``, zero terms and ``total = 1``."""
-    top = xp.max(xp.where(mask, s, -xp.inf), axis=1, keepdims=True)
+    masked = xp.where(mask, s, -xp.inf)
+    top = xp.max(masked, axis=1, keepdims=True)
     top = xp.where(top > -xp.inf, top, 0.0)
-    e = xp.exp(xp.where(mask, s - top, -xp.inf))
+    e = xp.exp(masked - top)
     total = xp.sum(e, axis=1, keepdims=True)
     some = total > 0
     total = xp.where(some, total, 1.0)
@@ -121,6 +122,60 @@ def _pair_masks(xp, labels):
     same = labels[:, None] == labels[None, :]
     idx = xp.arange(labels.shape[0], device=device_of(labels))
     return same & (idx[:, None] != idx[None, :]), ~same
+
+
+class _DensePairs:
+    """The ordered positive pairs (same label, ``i != k``) of a batch as an
+    N x N mask: the form every array API namespace can hold, also lazy and
+    traced ones, whose arrays cannot have a size read from their data."""
+
+    def __init__(self, xp, same):
+        idx = xp.arange(same.shape[0], device=device_of(same))
+        self._mask = same & (idx[:, None] != idx[None, :])
+
+    def count(self, xp, like):
+        return _count(xp, self._mask, like)
+
+    def differences(self, xp, col, matrix):
+        """``col[i] - matrix[i, k]`` at the pairs, ``-inf`` elsewhere."""
+        return xp.where(self._mask, col - matrix, -xp.inf)
+
+    def row_sums(self, xp, v):
+        """Per row ``i``, the sum of ``v`` (from :meth:`differences`' shape)
+        over the pairs ``(i, k)``, shaped (N, 1)."""
+        return xp.sum(v, axis=1, keepdims=True)
+
+    def minus(self, xp, g, v):
+        """The N x N ``g`` less ``v`` at the pairs (``v`` is 0 off them)."""
+        return g - v
+
+
+class _IndexedPairs(_DensePairs):
+    """The same pairs as two index arrays, on NumPy: one positive per row
+    (SimCLR's batch) makes N values instead of an N x N matrix, and the
+    softplus and sigmoid of the pairs then cost nothing beside the negatives'
+    exponentials. The arrays' length depends on the labels, which NumPy can
+    read for free."""
+
+    def __init__(self, xp, same):
+        rows, cols = np.nonzero(same)
+        off = rows != cols
+        self._rows, self._cols, self._n = rows[off], cols[off], same.shape[0]
+
+    def count(self, xp, like):
+        return xp.asarray(self._rows.shape[0], dtype=like.dtype)
+
+    def differences(self, xp, col, matrix):
+        return col[self._rows, 0] - matrix[self._rows, self._cols]
+
+    def row_sums(self, xp, v):
+        sums = np.bincount(self._rows, weights=v, minlength=self._n)
+        return sums.astype(v.dtype, copy=False)[:, None]
+
+    def minus(self, xp, g, v):
+        # g is the caller's own temporary: an in-place write touches only the pairs.
+        g[self._rows, self._cols] -= v
+        return g
 
 
 def _count(xp, mask, like):
@@ -719,21 +774,22 @@ class NTXent(_Batch):
         xn, back = self._embed(xp, x)
         scaled = xn / self.temperature
         s = scaled @ xn.T
-        pos, neg = _pair_masks(xp, labels)
-        neg_lse, e_neg, total = _masked_lse(xp, s, neg)
-        z = neg_lse - s
-        count = _count(xp, pos, x)
+        same = labels[:, None] == labels[None, :]
+        neg_lse, e_neg, total = _masked_lse(xp, s, ~same)
+        pairs = (_IndexedPairs if is_numpy(xp) else _DensePairs)(xp, same)
+        count = pairs.count(xp, x)
         _need_positive_pair(self, xp, count, labels)
         count = xp.maximum(count, 1.0)
         # softplus(z) = max(z, 0) + log1p(e) and sigmoid(z) share e =
-        # exp(-|z|), taken as 0 off the positive pairs: only those count,
-        # and NumPy's log1p (no vectorised loop) is quick on zeros.
-        e = xp.exp(xp.where(pos, -xp.abs(z), -xp.inf))
-        value = (xp.sum(xp.where(pos, xp.maximum(z, 0.0), 0.0)) + xp.sum(xp.log1p(e))) / count
+        # exp(-|z|); z = -inf off the pairs makes e = 0 there, and NumPy's
+        # log1p (no vectorised loop) is quick on zeros.
+        z = pairs.differences(xp, neg_lse, s)
+        e = xp.exp(-xp.abs(z))
+        value = (xp.sum(xp.maximum(z, 0.0)) + xp.sum(xp.log1p(e))) / count
         if not need_grad:
             return value, None
-        u = xp.where(pos & (z >= 0), 1.0, e) / ((1.0 + e) * count)
-        g = e_neg * (xp.sum(u, axis=1, keepdims=True) / total) - u
+        u = xp.where(z >= 0, 1.0, e) / ((1.0 + e) * count)
+        g = pairs.minus(xp, e_neg * (pairs.row_sums(xp, u) / total), u)
         return value, (back(_through_gram(xp, g, scaled)),)
 
 
