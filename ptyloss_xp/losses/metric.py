@@ -100,16 +100,15 @@ def _normalize_back(xp, g, xn, c, n):
     return xp.where(n > _NORM_EPS, tangential, g) / c
 
 
-def _masked_lse(xp, s, mask):
-    """Row-wise log-sum-exp of ``s`` over ``mask`` (N, N), with the terms
-    ``e`` (shifted exponentials, 0 off the mask) and their row sums
-    ``total`` (N, 1): the softmax is ``e / total``, left to the caller to
-    fold into its own row factor (one N x N pass less). A row with no terms
-    gets ``_LOG_ZERO``, zero terms and ``total = 1``."""
-    masked = xp.where(mask, s, -xp.inf)
-    top = xp.max(masked, axis=1, keepdims=True)
+def _row_lse(xp, terms):
+    """Row-wise log-sum-exp of ``terms`` (N, N), ``-inf`` marking the
+    entries left out, with the shifted exponentials ``e`` (0 at those) and
+    their row sums ``total`` (N, 1): the softmax is ``e / total``, left to
+    the caller to fold into its own row factor (one N x N pass less). A row
+    with no terms gets ``_LOG_ZERO``, zero terms and ``total = 1``."""
+    top = xp.max(terms, axis=1, keepdims=True)
     top = xp.where(top > -xp.inf, top, 0.0)
-    e = xp.exp(masked - top)
+    e = xp.exp(terms - top)
     total = xp.sum(e, axis=1, keepdims=True)
     some = total > 0
     total = xp.where(some, total, 1.0)
@@ -125,55 +124,81 @@ def _pair_masks(xp, labels):
 
 
 class _DensePairs:
-    """The ordered positive pairs (same label, ``i != k``) of a batch as an
-    N x N mask: the form every array API namespace can hold, also lazy and
-    traced ones, whose arrays cannot have a size read from their data."""
+    """The ordered positive pairs of a batch (same label, ``i != k``) as an
+    N x N mask: the form every array API namespace holds, lazy and traced
+    ones too, whose arrays cannot take a size from their data."""
 
-    def __init__(self, xp, same):
-        idx = xp.arange(same.shape[0], device=device_of(same))
-        self._mask = same & (idx[:, None] != idx[None, :])
+    def __init__(self, xp, labels):
+        self._same = labels[:, None] == labels[None, :]
+        idx = xp.arange(labels.shape[0], device=device_of(labels))
+        self._mask = self._same & (idx[:, None] != idx[None, :])
 
     def count(self, xp, like):
         return _count(xp, self._mask, like)
 
-    def differences(self, xp, col, matrix):
-        """``col[i] - matrix[i, k]`` at the pairs, ``-inf`` elsewhere."""
-        return xp.where(self._mask, col - matrix, -xp.inf)
+    def pick(self, xp, s):
+        """``s`` (N, N) at the pairs; ``inf`` elsewhere."""
+        return xp.where(self._mask, s, xp.inf)
+
+    def by_row(self, xp, col):
+        """``col[i]`` (N, 1) for each pair ``(i, k)``, shaped as :meth:`pick`'s."""
+        return col
+
+    def negatives(self, xp, s):
+        """``s`` with ``-inf`` where the labels are equal (the diagonal too).
+        ``s`` is the caller's own and not used afterwards: it may be
+        overwritten."""
+        return xp.where(self._same, -xp.inf, s)
 
     def row_sums(self, xp, v):
-        """Per row ``i``, the sum of ``v`` (from :meth:`differences`' shape)
-        over the pairs ``(i, k)``, shaped (N, 1)."""
+        """Per row ``i``, the sum of ``v`` (shaped as :meth:`pick`'s, 0 off
+        the pairs) over the pairs ``(i, k)``, shaped (N, 1)."""
         return xp.sum(v, axis=1, keepdims=True)
 
     def minus(self, xp, g, v):
-        """The N x N ``g`` less ``v`` at the pairs (``v`` is 0 off them)."""
+        """The N x N ``g`` less ``v`` at the pairs; ``g`` is the caller's own."""
         return g - v
 
 
 class _IndexedPairs(_DensePairs):
-    """The same pairs as two index arrays, on NumPy: one positive per row
-    (SimCLR's batch) makes N values instead of an N x N matrix, and the
-    softplus and sigmoid of the pairs then cost nothing beside the negatives'
-    exponentials. The arrays' length depends on the labels, which NumPy can
-    read for free."""
+    """The same pairs as index arrays ``(rows, cols)``, on NumPy: SimCLR's
+    batch (one positive per row) has N of them, so that the softplus and
+    sigmoid of the pairs cost nothing beside the negatives' exponentials,
+    and no N x N mask is built. The arrays' length comes from the labels,
+    which NumPy reads for free. Each label's members, in sorted order, pair
+    with every other member."""
 
-    def __init__(self, xp, same):
-        rows, cols = np.nonzero(same)
-        off = rows != cols
-        self._rows, self._cols, self._n = rows[off], cols[off], same.shape[0]
+    def __init__(self, xp, labels):
+        n = labels.shape[0]
+        order = np.argsort(labels, kind="stable")
+        ordered = labels[order]
+        first = np.searchsorted(ordered, ordered, side="left")
+        others = np.searchsorted(ordered, ordered, side="right") - first - 1
+        at = np.repeat(np.arange(n), others)
+        slot = np.arange(at.shape[0]) - np.repeat(np.cumsum(others) - others, others)
+        # The slot-th other member: the members' ranks, skipping at's own.
+        rank = slot + (slot >= (at - first[at]))
+        self._rows, self._cols, self._n = order[at], order[first[at] + rank], n
 
     def count(self, xp, like):
         return xp.asarray(self._rows.shape[0], dtype=like.dtype)
 
-    def differences(self, xp, col, matrix):
-        return col[self._rows, 0] - matrix[self._rows, self._cols]
+    def pick(self, xp, s):
+        return s[self._rows, self._cols]
+
+    def by_row(self, xp, col):
+        return col[self._rows, 0]
+
+    def negatives(self, xp, s):
+        s[self._rows, self._cols] = -np.inf
+        np.fill_diagonal(s, -np.inf)
+        return s
 
     def row_sums(self, xp, v):
         sums = np.bincount(self._rows, weights=v, minlength=self._n)
         return sums.astype(v.dtype, copy=False)[:, None]
 
     def minus(self, xp, g, v):
-        # g is the caller's own temporary: an in-place write touches only the pairs.
         g[self._rows, self._cols] -= v
         return g
 
@@ -774,16 +799,16 @@ class NTXent(_Batch):
         xn, back = self._embed(xp, x)
         scaled = xn / self.temperature
         s = scaled @ xn.T
-        same = labels[:, None] == labels[None, :]
-        neg_lse, e_neg, total = _masked_lse(xp, s, ~same)
-        pairs = (_IndexedPairs if is_numpy(xp) else _DensePairs)(xp, same)
+        pairs = (_IndexedPairs if is_numpy(xp) else _DensePairs)(xp, labels)
         count = pairs.count(xp, x)
         _need_positive_pair(self, xp, count, labels)
         count = xp.maximum(count, 1.0)
+        positive = pairs.pick(xp, s)
+        neg_lse, e_neg, total = _row_lse(xp, pairs.negatives(xp, s))
         # softplus(z) = max(z, 0) + log1p(e) and sigmoid(z) share e =
-        # exp(-|z|); z = -inf off the pairs makes e = 0 there, and NumPy's
-        # log1p (no vectorised loop) is quick on zeros.
-        z = pairs.differences(xp, neg_lse, s)
+        # exp(-|z|); z = -inf off the pairs (dense form) makes e = 0 there,
+        # and NumPy's log1p (no vectorised loop) is quick on zeros.
+        z = pairs.by_row(xp, neg_lse) - positive
         e = xp.exp(-xp.abs(z))
         value = (xp.sum(xp.maximum(z, 0.0)) + xp.sum(xp.log1p(e))) / count
         if not need_grad:
@@ -844,7 +869,7 @@ class SupCon(_Batch):
         scaled = xn / self.temperature
         s = scaled @ xn.T
         pos, neg = _pair_masks(xp, labels)
-        lse, e, total = _masked_lse(xp, s, pos | neg)
+        lse, e, total = _row_lse(xp, xp.where(pos | neg, s, -xp.inf))
         per_anchor = xp.sum(xp.astype(pos, x.dtype), axis=1, keepdims=True)
         anchors = per_anchor > 0
         count = _count(xp, anchors, x)
@@ -913,7 +938,7 @@ class NPairs(_Batch):
         size = xp.sum(xp.astype(same, x.dtype), axis=1)
         anchor = ((earlier == 0) & (size >= 2))[:, None]
         second = (earlier == 1)[None, :]
-        lse, e, total = _masked_lse(xp, s, xp.broadcast_to(second, s.shape))
+        lse, e, total = _row_lse(xp, xp.where(second, s, -xp.inf))
         own = anchor & second & same
         count = _count(xp, anchor, x)
         _need_positive_pair(self, xp, count, labels)
@@ -1008,7 +1033,7 @@ class LiftedStructure(_Batch):
         sq = xp.sum(xn * xn, axis=1)
         d = xp.sqrt(xp.maximum(sq[:, None] + sq[None, :] - 2.0 * gram, 0.0))
         pos, neg = _pair_masks(xp, labels)
-        lse, e, total = _masked_lse(xp, self.neg_margin - d, neg)
+        lse, e, total = _row_lse(xp, xp.where(neg, self.neg_margin - d, -xp.inf))
         row, col = lse, lse.T
         top = xp.maximum(row, col)
         both = top + xp.log1p(xp.exp(-xp.abs(row - col)))
