@@ -228,7 +228,8 @@ def test_batch_losses_match_at_scale_and_with_a_zero_embedding(name):
 
 @pytest.mark.parametrize("labels", ["simclr", "classes", "one_class", "drawn"])
 @pytest.mark.parametrize("temperature", [0.07, 1e-4])
-def test_nt_xent_pairs_as_indices_on_numpy_match_the_masks(labels, temperature):
+@pytest.mark.parametrize("name", ["nt_xent", "supcon"])
+def test_pairs_as_indices_on_numpy_match_the_masks(name, labels, temperature):
     """NumPy lists the positive pairs as indices (N of them for SimCLR's
     batch); other namespaces mask an N x N matrix. The same numbers, also
     for large 1/temperature and a zero embedding."""
@@ -240,7 +241,7 @@ def test_nt_xent_pairs_as_indices_on_numpy_match_the_masks(labels, temperature):
     y = y.get(labels, LABELS.get(labels))
     x = rng.normal(size=(len(y), 5))
     x[2] = 0.0
-    loss = pl.get("nt_xent", temperature=temperature)
+    loss = pl.get(name, temperature=temperature)
     v, g = loss.value_and_grad(x, y)
     vs, gs = loss.value_and_grad(xp.asarray(x), xp.asarray(y))
     assert np.all(np.isfinite(g))

@@ -126,47 +126,57 @@ def _pair_masks(xp, labels):
 class _DensePairs:
     """The ordered positive pairs of a batch (same label, ``i != k``) as an
     N x N mask: the form every array API namespace holds, lazy and traced
-    ones too, whose arrays cannot take a size from their data."""
+    ones too, whose arrays cannot take a size from their data.
+
+    Values at the pairs come from :meth:`pick` and :meth:`by_row`, shaped
+    alike (here N x N, ``fill`` or 0 off the pairs); :meth:`row_sums` and
+    :meth:`minus` take them back to rows and to N x N."""
 
     def __init__(self, xp, labels):
         self._same = labels[:, None] == labels[None, :]
         idx = xp.arange(labels.shape[0], device=device_of(labels))
-        self._mask = self._same & (idx[:, None] != idx[None, :])
+        self._off = idx[:, None] != idx[None, :]
+        self._mask = self._same & self._off
 
-    def count(self, xp, like):
-        return _count(xp, self._mask, like)
+    def per_row(self, xp, like):
+        """The number of pairs ``(i, k)`` of each row ``i``, (N, 1), ``like``'s dtype."""
+        return xp.sum(xp.astype(self._mask, like.dtype), axis=1, keepdims=True)
 
-    def pick(self, xp, s):
-        """``s`` (N, N) at the pairs; ``inf`` elsewhere."""
-        return xp.where(self._mask, s, xp.inf)
+    def pick(self, xp, s, fill):
+        """``s`` (N, N) at the pairs."""
+        return xp.where(self._mask, s, fill)
 
     def by_row(self, xp, col):
-        """``col[i]`` (N, 1) for each pair ``(i, k)``, shaped as :meth:`pick`'s."""
-        return col
-
-    def negatives(self, xp, s):
-        """``s`` with ``-inf`` where the labels are equal (the diagonal too).
-        ``s`` is the caller's own and not used afterwards: it may be
-        overwritten."""
-        return xp.where(self._same, -xp.inf, s)
+        """``col[i]`` (N, 1) at each pair ``(i, k)``."""
+        return xp.where(self._mask, col, 0.0)
 
     def row_sums(self, xp, v):
-        """Per row ``i``, the sum of ``v`` (shaped as :meth:`pick`'s, 0 off
-        the pairs) over the pairs ``(i, k)``, shaped (N, 1)."""
+        """Per row ``i``, the sum of ``v`` over the pairs ``(i, k)``, (N, 1)."""
         return xp.sum(v, axis=1, keepdims=True)
 
     def minus(self, xp, g, v):
         """The N x N ``g`` less ``v`` at the pairs; ``g`` is the caller's own."""
         return g - v
 
+    # The N x N ``s`` with -inf where a row's log-sum-exp leaves a term out.
+    # ``s`` is the caller's own and not read afterwards: it may be overwritten.
+
+    def negatives(self, xp, s):
+        """Terms of the samples with another label."""
+        return xp.where(self._same, -xp.inf, s)
+
+    def others(self, xp, s):
+        """Terms of all samples but the row's own."""
+        return xp.where(self._off, s, -xp.inf)
+
 
 class _IndexedPairs(_DensePairs):
     """The same pairs as index arrays ``(rows, cols)``, on NumPy: SimCLR's
-    batch (one positive per row) has N of them, so that the softplus and
-    sigmoid of the pairs cost nothing beside the negatives' exponentials,
-    and no N x N mask is built. The arrays' length comes from the labels,
-    which NumPy reads for free. Each label's members, in sorted order, pair
-    with every other member."""
+    batch (one positive per row) has N of them, so that the functions of
+    the pairs cost nothing beside the N x N exponentials, and no N x N mask
+    is built (the diagonal and the pairs are written over in place). The
+    arrays' length comes from the labels, which NumPy reads for free. In
+    sorted order, each label's members pair with every other member."""
 
     def __init__(self, xp, labels):
         n = labels.shape[0]
@@ -178,29 +188,38 @@ class _IndexedPairs(_DensePairs):
         slot = np.arange(at.shape[0]) - np.repeat(np.cumsum(others) - others, others)
         # The slot-th other member: the members' ranks, skipping at's own.
         rank = slot + (slot >= (at - first[at]))
-        self._rows, self._cols, self._n = order[at], order[first[at] + rank], n
+        self._rows, self._cols = order[at], order[first[at] + rank]
+        self._per_row = np.empty(n, dtype=np.int64)
+        self._per_row[order] = others
 
-    def count(self, xp, like):
-        return xp.asarray(self._rows.shape[0], dtype=like.dtype)
+    def per_row(self, xp, like):
+        return xp.asarray(self._per_row[:, None], dtype=like.dtype)
 
-    def pick(self, xp, s):
+    def pick(self, xp, s, fill):
         return s[self._rows, self._cols]
 
     def by_row(self, xp, col):
         return col[self._rows, 0]
 
-    def negatives(self, xp, s):
-        s[self._rows, self._cols] = -np.inf
-        np.fill_diagonal(s, -np.inf)
-        return s
-
     def row_sums(self, xp, v):
-        sums = np.bincount(self._rows, weights=v, minlength=self._n)
+        sums = np.bincount(self._rows, weights=v, minlength=self._per_row.shape[0])
         return sums.astype(v.dtype, copy=False)[:, None]
 
     def minus(self, xp, g, v):
         g[self._rows, self._cols] -= v
         return g
+
+    def negatives(self, xp, s):
+        s[self._rows, self._cols] = -np.inf
+        return self.others(xp, s)
+
+    def others(self, xp, s):
+        np.fill_diagonal(s, -np.inf)
+        return s
+
+
+def _pairs(xp, labels):
+    return (_IndexedPairs if is_numpy(xp) else _DensePairs)(xp, labels)
 
 
 def _count(xp, mask, like):
@@ -799,14 +818,14 @@ class NTXent(_Batch):
         xn, back = self._embed(xp, x)
         scaled = xn / self.temperature
         s = scaled @ xn.T
-        pairs = (_IndexedPairs if is_numpy(xp) else _DensePairs)(xp, labels)
-        count = pairs.count(xp, x)
+        pairs = _pairs(xp, labels)
+        count = xp.sum(pairs.per_row(xp, x))
         _need_positive_pair(self, xp, count, labels)
         count = xp.maximum(count, 1.0)
-        positive = pairs.pick(xp, s)
+        positive = pairs.pick(xp, s, xp.inf)
         neg_lse, e_neg, total = _row_lse(xp, pairs.negatives(xp, s))
         # softplus(z) = max(z, 0) + log1p(e) and sigmoid(z) share e =
-        # exp(-|z|); z = -inf off the pairs (dense form) makes e = 0 there,
+        # exp(-|z|); z = -inf off the pairs (N x N form) makes e = 0 there,
         # and NumPy's log1p (no vectorised loop) is quick on zeros.
         z = pairs.by_row(xp, neg_lse) - positive
         e = xp.exp(-xp.abs(z))
@@ -868,19 +887,21 @@ class SupCon(_Batch):
         xn, back = self._embed(xp, x)
         scaled = xn / self.temperature
         s = scaled @ xn.T
-        pos, neg = _pair_masks(xp, labels)
-        lse, e, total = _row_lse(xp, xp.where(pos | neg, s, -xp.inf))
-        per_anchor = xp.sum(xp.astype(pos, x.dtype), axis=1, keepdims=True)
+        pairs = _pairs(xp, labels)
+        per_anchor = pairs.per_row(xp, x)
         anchors = per_anchor > 0
         count = _count(xp, anchors, x)
         _need_positive_pair(self, xp, count, labels)
         count = xp.maximum(count, 1.0)
-        # w_ip = 1 / (|P(i)| M) on positive pairs; each anchor's row sums to 1 / M.
-        w = xp.astype(pos, x.dtype) * (1.0 / (xp.maximum(per_anchor, 1.0) * count))
-        value = xp.sum(xp.where(anchors, lse, 0.0)) / count - xp.sum(w * s)
+        # w_i = 1 / (|P(i)| M) on each positive pair (i, p); an anchor's sum to 1 / M.
+        w = 1.0 / (xp.maximum(per_anchor, 1.0) * count)
+        positive = xp.sum(w * pairs.row_sums(xp, pairs.pick(xp, s, 0.0)))
+        lse, e, total = _row_lse(xp, pairs.others(xp, s))
+        value = xp.sum(xp.where(anchors, lse, 0.0)) / count - positive
         if not need_grad:
             return value, None
-        g = e * (xp.astype(anchors, x.dtype) / (total * count)) - w
+        g = pairs.minus(xp, e * (xp.astype(anchors, x.dtype) / (total * count)),
+                        pairs.by_row(xp, w))
         return value, (back(_through_gram(xp, g, scaled)),)
 
 
