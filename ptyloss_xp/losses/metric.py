@@ -128,9 +128,9 @@ class _DensePairs:
     N x N mask: the form every array API namespace holds, lazy and traced
     ones too, whose arrays cannot take a size from their data.
 
-    Values at the pairs come from :meth:`pick` and :meth:`by_row`, shaped
-    alike (here N x N, ``fill`` or 0 off the pairs); :meth:`row_sums` and
-    :meth:`minus` take them back to rows and to N x N."""
+    Values at the pairs come from :meth:`pick` (here N x N, ``fill`` off
+    the pairs); :meth:`row_sums` and :meth:`minus` take them back to rows
+    and to N x N."""
 
     def __init__(self, xp, labels):
         self._same = labels[:, None] == labels[None, :]
@@ -143,12 +143,13 @@ class _DensePairs:
         return xp.sum(xp.astype(self._mask, like.dtype), axis=1, keepdims=True)
 
     def pick(self, xp, s, fill):
-        """``s`` (N, N) at the pairs."""
+        """``s`` (N, N, or (N, 1) for a value per row) at the pairs."""
         return xp.where(self._mask, s, fill)
 
     def by_row(self, xp, col):
-        """``col[i]`` (N, 1) at each pair ``(i, k)``."""
-        return xp.where(self._mask, col, 0.0)
+        """``col`` (N, 1) in a shape that broadcasts against :meth:`pick`'s
+        (here itself: the caller masks)."""
+        return col
 
     def row_sums(self, xp, v):
         """Per row ``i``, the sum of ``v`` over the pairs ``(i, k)``, (N, 1)."""
@@ -196,7 +197,8 @@ class _IndexedPairs(_DensePairs):
         return xp.asarray(self._per_row[:, None], dtype=like.dtype)
 
     def pick(self, xp, s, fill):
-        return s[self._rows, self._cols]
+        n = self._per_row.shape[0]
+        return xp.broadcast_to(s, (n, n))[self._rows, self._cols]
 
     def by_row(self, xp, col):
         return col[self._rows, 0]
@@ -825,8 +827,8 @@ class NTXent(_Batch):
         positive = pairs.pick(xp, s, xp.inf)
         neg_lse, e_neg, total = _row_lse(xp, pairs.negatives(xp, s))
         # softplus(z) = max(z, 0) + log1p(e) and sigmoid(z) share e =
-        # exp(-|z|); z = -inf off the pairs (N x N form) makes e = 0 there,
-        # and NumPy's log1p (no vectorised loop) is quick on zeros.
+        # exp(-|z|); z = -inf off the pairs (N x N form: positive is inf
+        # there) makes e = 0 there.
         z = pairs.by_row(xp, neg_lse) - positive
         e = xp.exp(-xp.abs(z))
         value = (xp.sum(xp.maximum(z, 0.0)) + xp.sum(xp.log1p(e))) / count
@@ -901,7 +903,7 @@ class SupCon(_Batch):
         if not need_grad:
             return value, None
         g = pairs.minus(xp, e * (xp.astype(anchors, x.dtype) / (total * count)),
-                        pairs.by_row(xp, w))
+                        pairs.pick(xp, w, 0.0))
         return value, (back(_through_gram(xp, g, scaled)),)
 
 
