@@ -128,28 +128,31 @@ class _DensePairs:
     N x N mask: the form every array API namespace holds, lazy and traced
     ones too, whose arrays cannot take a size from their data.
 
-    Values at the pairs come from :meth:`pick` (here N x N, ``fill`` off
-    the pairs); :meth:`row_sums` and :meth:`minus` take them back to rows
-    and to N x N."""
+    Values at the pairs come from :meth:`pick` and :meth:`by_row`; here they
+    are N x N with arbitrary values off the pairs until :meth:`keep` sets 0
+    there. :meth:`row_sums` and :meth:`minus` take them back to rows and to
+    N x N."""
 
     def __init__(self, xp, labels):
         self._same = labels[:, None] == labels[None, :]
-        idx = xp.arange(labels.shape[0], device=device_of(labels))
-        self._off = idx[:, None] != idx[None, :]
+        self._off = ~xp.eye(labels.shape[0], dtype=xp.bool, device=device_of(labels))
         self._mask = self._same & self._off
 
     def per_row(self, xp, like):
         """The number of pairs ``(i, k)`` of each row ``i``, (N, 1), ``like``'s dtype."""
         return xp.sum(xp.astype(self._mask, like.dtype), axis=1, keepdims=True)
 
-    def pick(self, xp, s, fill):
-        """``s`` (N, N, or (N, 1) for a value per row) at the pairs."""
-        return xp.where(self._mask, s, fill)
+    def pick(self, xp, s):
+        """``s`` (N, N) at the pairs."""
+        return s
 
     def by_row(self, xp, col):
-        """``col`` (N, 1) in a shape that broadcasts against :meth:`pick`'s
-        (here itself: the caller masks)."""
+        """``col[i]`` (``col`` shaped (N, 1)) at each pair ``(i, k)``."""
         return col
+
+    def keep(self, xp, v):
+        """``v`` at the pairs, 0 elsewhere."""
+        return xp.where(self._mask, v, 0.0)
 
     def row_sums(self, xp, v):
         """Per row ``i``, the sum of ``v`` over the pairs ``(i, k)``, (N, 1)."""
@@ -196,12 +199,14 @@ class _IndexedPairs(_DensePairs):
     def per_row(self, xp, like):
         return xp.asarray(self._per_row[:, None], dtype=like.dtype)
 
-    def pick(self, xp, s, fill):
-        n = self._per_row.shape[0]
-        return xp.broadcast_to(s, (n, n))[self._rows, self._cols]
+    def pick(self, xp, s):
+        return s[self._rows, self._cols]
 
     def by_row(self, xp, col):
         return col[self._rows, 0]
+
+    def keep(self, xp, v):
+        return v
 
     def row_sums(self, xp, v):
         sums = np.bincount(self._rows, weights=v, minlength=self._per_row.shape[0])
@@ -824,17 +829,18 @@ class NTXent(_Batch):
         count = xp.sum(pairs.per_row(xp, x))
         _need_positive_pair(self, xp, count, labels)
         count = xp.maximum(count, 1.0)
-        positive = pairs.pick(xp, s, xp.inf)
+        positive = pairs.pick(xp, s)
         neg_lse, e_neg, total = _row_lse(xp, pairs.negatives(xp, s))
         # softplus(z) = max(z, 0) + log1p(e) and sigmoid(z) share e =
-        # exp(-|z|); z = -inf off the pairs (N x N form: positive is inf
-        # there) makes e = 0 there.
-        z = pairs.by_row(xp, neg_lse) - positive
-        e = xp.exp(-xp.abs(z))
+        # exp(-|z|). In the N x N form z is 0 off the pairs and e is set to
+        # 0 there after the exponential (PyTorch's exp is slow on -inf);
+        # then sigmoid's where(z > 0, 1, e) / (1 + e) is 0 there too.
+        z = pairs.keep(xp, pairs.by_row(xp, neg_lse) - positive)
+        e = pairs.keep(xp, xp.exp(-xp.abs(z)))
         value = (xp.sum(xp.maximum(z, 0.0)) + xp.sum(xp.log1p(e))) / count
         if not need_grad:
             return value, None
-        u = xp.where(z >= 0, 1.0, e) / ((1.0 + e) * count)
+        u = xp.where(z > 0, 1.0, e) / ((1.0 + e) * count)
         g = pairs.minus(xp, e_neg * (pairs.row_sums(xp, u) / total), u)
         return value, (back(_through_gram(xp, g, scaled)),)
 
@@ -897,13 +903,13 @@ class SupCon(_Batch):
         count = xp.maximum(count, 1.0)
         # w_i = 1 / (|P(i)| M) on each positive pair (i, p); an anchor's sum to 1 / M.
         w = 1.0 / (xp.maximum(per_anchor, 1.0) * count)
-        positive = xp.sum(w * pairs.row_sums(xp, pairs.pick(xp, s, 0.0)))
+        positive = xp.sum(w * pairs.row_sums(xp, pairs.keep(xp, pairs.pick(xp, s))))
         lse, e, total = _row_lse(xp, pairs.others(xp, s))
         value = xp.sum(xp.where(anchors, lse, 0.0)) / count - positive
         if not need_grad:
             return value, None
         g = pairs.minus(xp, e * (xp.astype(anchors, x.dtype) / (total * count)),
-                        pairs.pick(xp, w, 0.0))
+                        pairs.keep(xp, pairs.by_row(xp, w)))
         return value, (back(_through_gram(xp, g, scaled)),)
 
 
