@@ -133,14 +133,15 @@ class _DensePairs:
     there. :meth:`row_sums` and :meth:`minus` take them back to rows and to
     N x N."""
 
-    def __init__(self, xp, labels):
+    def __init__(self, xp, labels, dtype):
         self._same = labels[:, None] == labels[None, :]
         self._off = ~xp.eye(labels.shape[0], dtype=xp.bool, device=device_of(labels))
-        self._mask = self._same & self._off
+        self._mask = xp.astype(self._same & self._off, dtype)
 
-    def per_row(self, xp, like):
-        """The number of pairs ``(i, k)`` of each row ``i``, (N, 1), ``like``'s dtype."""
-        return xp.sum(xp.astype(self._mask, like.dtype), axis=1, keepdims=True)
+    def per_row(self, xp):
+        """The number of pairs ``(i, k)`` of each row ``i``, (N, 1), in the
+        floating dtype given."""
+        return xp.sum(self._mask, axis=1, keepdims=True)
 
     def pick(self, xp, s):
         """``s`` (N, N) at the pairs."""
@@ -151,8 +152,9 @@ class _DensePairs:
         return col
 
     def keep(self, xp, v):
-        """``v`` at the pairs, 0 elsewhere."""
-        return xp.where(self._mask, v, 0.0)
+        """``v`` (finite) at the pairs, 0 elsewhere."""
+        # A product with the 0/1 mask: a fraction of where's time in PyTorch.
+        return v * self._mask
 
     def row_sums(self, xp, v):
         """Per row ``i``, the sum of ``v`` over the pairs ``(i, k)``, (N, 1)."""
@@ -182,7 +184,7 @@ class _IndexedPairs(_DensePairs):
     arrays' length comes from the labels, which NumPy reads for free. In
     sorted order, each label's members pair with every other member."""
 
-    def __init__(self, xp, labels):
+    def __init__(self, xp, labels, dtype):
         n = labels.shape[0]
         order = np.argsort(labels, kind="stable")
         ordered = labels[order]
@@ -193,11 +195,11 @@ class _IndexedPairs(_DensePairs):
         # The slot-th other member: the members' ranks, skipping at's own.
         rank = slot + (slot >= (at - first[at]))
         self._rows, self._cols = order[at], order[first[at] + rank]
-        self._per_row = np.empty(n, dtype=np.int64)
-        self._per_row[order] = others
+        self._per_row = np.empty((n, 1), dtype=dtype)
+        self._per_row[order, 0] = others
 
-    def per_row(self, xp, like):
-        return xp.asarray(self._per_row[:, None], dtype=like.dtype)
+    def per_row(self, xp):
+        return self._per_row
 
     def pick(self, xp, s):
         return s[self._rows, self._cols]
@@ -225,8 +227,8 @@ class _IndexedPairs(_DensePairs):
         return s
 
 
-def _pairs(xp, labels):
-    return (_IndexedPairs if is_numpy(xp) else _DensePairs)(xp, labels)
+def _pairs(xp, labels, dtype):
+    return (_IndexedPairs if is_numpy(xp) else _DensePairs)(xp, labels, dtype)
 
 
 def _count(xp, mask, like):
@@ -825,8 +827,8 @@ class NTXent(_Batch):
         xn, back = self._embed(xp, x)
         scaled = xn / self.temperature
         s = scaled @ xn.T
-        pairs = _pairs(xp, labels)
-        count = xp.sum(pairs.per_row(xp, x))
+        pairs = _pairs(xp, labels, x.dtype)
+        count = xp.sum(pairs.per_row(xp))
         _need_positive_pair(self, xp, count, labels)
         count = xp.maximum(count, 1.0)
         positive = pairs.pick(xp, s)
@@ -895,8 +897,8 @@ class SupCon(_Batch):
         xn, back = self._embed(xp, x)
         scaled = xn / self.temperature
         s = scaled @ xn.T
-        pairs = _pairs(xp, labels)
-        per_anchor = pairs.per_row(xp, x)
+        pairs = _pairs(xp, labels, x.dtype)
+        per_anchor = pairs.per_row(xp)
         anchors = per_anchor > 0
         count = _count(xp, anchors, x)
         _need_positive_pair(self, xp, count, labels)
