@@ -16,7 +16,12 @@ negative pairs. They follow pytorch-metric-learning's classes of the same
 names with their default distances and reducers, and every one of them
 works on the N x N similarity (or distance) matrix: a matrix product, masks
 and row-wise log-sum-exps, O(N^2 D) work and a few N x N temporaries, no
-loop over samples. Their value is always pytorch-metric-learning's mean (stated per
+loop over samples. On NumPy, ``nt_xent`` and ``supcon`` hold their positive
+pairs as index arrays built from the sorted labels instead of N x N masks
+(N pairs for SimCLR's batch), so that only the Gram products, one
+exponential and one scaling pass cover the whole matrix; other namespaces
+(lazy or traced ones cannot size an array from the labels) use the masks,
+with the same numbers. Their value is always pytorch-metric-learning's mean (stated per
 loss); they have no ``reduction``.
 
 Labels are class ids, integers in ``[0, 2**31 - 1)``; only their equality
