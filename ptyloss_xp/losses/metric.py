@@ -110,10 +110,16 @@ def _row_lse(xp, terms):
     entries left out, with the shifted exponentials ``e`` (0 at those) and
     their row sums ``total`` (N, 1): the softmax is ``e / total``, left to
     the caller to fold into its own row factor (one N x N pass less). A row
-    with no terms gets ``_LOG_ZERO``, zero terms and ``total = 1``."""
+    with no terms gets ``_LOG_ZERO``, zero terms and ``total = 1``.
+
+    ``terms`` is the caller's own temporary and is used up: the shift is
+    subtracted in place where the namespace writes in place (NumPy, PyTorch;
+    JAX and Dask rebind), one fresh N x N buffer less, whose page faults
+    cost NumPy as much as the subtraction."""
     top = xp.max(terms, axis=1, keepdims=True)
     top = xp.where(top > -xp.inf, top, 0.0)
-    e = xp.exp(terms - top)
+    terms -= top
+    e = xp.exp(terms)
     total = xp.sum(e, axis=1, keepdims=True)
     some = total > 0
     total = xp.where(some, total, 1.0)
@@ -848,7 +854,8 @@ class NTXent(_Batch):
         if not need_grad:
             return value, None
         u = xp.where(z > 0, 1.0, e) / ((1.0 + e) * count)
-        g = pairs.minus(xp, e_neg * (pairs.row_sums(xp, u) / total), u)
+        e_neg *= pairs.row_sums(xp, u) / total  # in place: no new N x N buffer
+        g = pairs.minus(xp, e_neg, u)
         return value, (back(_through_gram(xp, g, scaled)),)
 
 
@@ -915,8 +922,8 @@ class SupCon(_Batch):
         value = xp.sum(xp.where(anchors, lse, 0.0)) / count - positive
         if not need_grad:
             return value, None
-        g = pairs.minus(xp, e * (xp.astype(anchors, x.dtype) / (total * count)),
-                        pairs.keep(xp, pairs.by_row(xp, w)))
+        e *= xp.astype(anchors, x.dtype) / (total * count)  # in place, as in nt_xent
+        g = pairs.minus(xp, e, pairs.keep(xp, pairs.by_row(xp, w)))
         return value, (back(_through_gram(xp, g, scaled)),)
 
 
