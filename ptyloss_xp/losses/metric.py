@@ -18,10 +18,11 @@ works on the N x N similarity (or distance) matrix: a matrix product, masks
 and row-wise log-sum-exps, O(N^2 D) work and a few N x N temporaries, no
 loop over samples. On NumPy, ``nt_xent`` and ``supcon`` hold their positive
 pairs as index arrays built from the sorted labels instead of N x N masks
-(N pairs for SimCLR's batch), so that only the Gram products, one
-exponential and one scaling pass cover the whole matrix; other namespaces
-(lazy or traced ones cannot size an array from the labels) use the masks,
-with the same numbers. Their value is always pytorch-metric-learning's mean (stated per
+while they are few (N pairs for SimCLR's batch; up to a fifth of the N x N
+entries), so that the N x N work is the Gram products and the row-wise
+log-sum-exp alone; other namespaces (lazy or traced ones cannot size an
+array from the labels) and batches of few labels use the masks, with the
+same numbers. Their value is always pytorch-metric-learning's mean (stated per
 loss); they have no ``reduction``.
 
 Labels are class ids, integers in ``[0, 2**31 - 1)``; only their equality
