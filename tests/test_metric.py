@@ -226,6 +226,33 @@ def test_batch_losses_match_at_scale_and_with_a_zero_embedding(name):
     _check(pl.get(name), (x, y), *_autograd(torch, lambda t: reference(t, lab), x))
 
 
+@pytest.mark.parametrize("labels", ["simclr", "classes", "one_class", "drawn"])
+@pytest.mark.parametrize("temperature", [0.07, 1e-4])
+@pytest.mark.parametrize("name", ["nt_xent", "supcon"])
+def test_pairs_as_indices_on_numpy_match_the_masks(name, labels, temperature, monkeypatch):
+    """NumPy lists the positive pairs as indices (N of them for SimCLR's
+    batch; here whatever their number); other namespaces mask an N x N
+    matrix. The same numbers, also for large 1/temperature and a zero
+    embedding."""
+    from ptyloss_xp.losses import metric
+
+    monkeypatch.setattr(metric, "_INDEXED_SHARE", 1.0)
+    xp = BACKENDS["array_api_strict"]
+    if xp is None:
+        pytest.skip("array_api_strict not available")
+    rng = _rng(16)
+    y = {"one_class": np.zeros(6, dtype=np.int64), "drawn": rng.integers(0, 5, size=40)}
+    y = y.get(labels, LABELS.get(labels))
+    x = rng.normal(size=(len(y), 5))
+    x[2] = 0.0
+    loss = pl.get(name, temperature=temperature)
+    v, g = loss.value_and_grad(x, y)
+    vs, gs = loss.value_and_grad(xp.asarray(x), xp.asarray(y))
+    assert np.all(np.isfinite(g))
+    _close(v, np.asarray(vs), "value")
+    _close(g, np.asarray(gs), "embeddings")
+
+
 def test_one_class_batch_gives_zero_for_nt_xent_and_lifted_as_pml():
     torch = pytest.importorskip("torch")
     x = _rng(9).normal(size=(5, 3))

@@ -16,7 +16,13 @@ negative pairs. They follow pytorch-metric-learning's classes of the same
 names with their default distances and reducers, and every one of them
 works on the N x N similarity (or distance) matrix: a matrix product, masks
 and row-wise log-sum-exps, O(N^2 D) work and a few N x N temporaries, no
-loop over samples. Their value is always pytorch-metric-learning's mean (stated per
+loop over samples. On NumPy, ``nt_xent`` and ``supcon`` hold their positive
+pairs as index arrays built from the sorted labels instead of N x N masks
+while they are few (N pairs for SimCLR's batch; up to a fifth of the N x N
+entries), so that the N x N work is the Gram products and the row-wise
+log-sum-exp alone; other namespaces (lazy or traced ones cannot size an
+array from the labels) and batches of few labels use the masks, with the
+same numbers. Their value is always pytorch-metric-learning's mean (stated per
 loss); they have no ``reduction``.
 
 Labels are class ids, integers in ``[0, 2**31 - 1)``; only their equality
@@ -38,7 +44,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._backend import device_of
+from .._backend import device_of, is_numpy
 from .._registry import Loss, register, reduce
 from .._validate import REDUCTION, Arg, Param, require
 
@@ -100,15 +106,21 @@ def _normalize_back(xp, g, xn, c, n):
     return xp.where(n > _NORM_EPS, tangential, g) / c
 
 
-def _masked_lse(xp, s, mask):
-    """Row-wise log-sum-exp of ``s`` over ``mask`` (N, N), with the terms
-    ``e`` (shifted exponentials, 0 off the mask) and their row sums
-    ``total`` (N, 1): the softmax is ``e / total``, left to the caller to
-    fold into its own row factor (one N x N pass less). A row with no terms
-    gets ``_LOG_ZERO``, zero terms and ``total = 1``."""
-    top = xp.max(xp.where(mask, s, -xp.inf), axis=1, keepdims=True)
+def _row_lse(xp, terms):
+    """Row-wise log-sum-exp of ``terms`` (N, N), ``-inf`` marking the
+    entries left out, with the shifted exponentials ``e`` (0 at those) and
+    their row sums ``total`` (N, 1): the softmax is ``e / total``, left to
+    the caller to fold into its own row factor (one N x N pass less). A row
+    with no terms gets ``_LOG_ZERO``, zero terms and ``total = 1``.
+
+    ``terms`` is the caller's own temporary and is used up: the shift is
+    subtracted in place where the namespace writes in place (NumPy, PyTorch;
+    JAX and Dask rebind), one fresh N x N buffer less, whose page faults
+    cost NumPy as much as the subtraction."""
+    top = xp.max(terms, axis=1, keepdims=True)
     top = xp.where(top > -xp.inf, top, 0.0)
-    e = xp.exp(xp.where(mask, s - top, -xp.inf))
+    terms -= top
+    e = xp.exp(terms)
     total = xp.sum(e, axis=1, keepdims=True)
     some = total > 0
     total = xp.where(some, total, 1.0)
@@ -121,6 +133,135 @@ def _pair_masks(xp, labels):
     same = labels[:, None] == labels[None, :]
     idx = xp.arange(labels.shape[0], device=device_of(labels))
     return same & (idx[:, None] != idx[None, :]), ~same
+
+
+class _DensePairs:
+    """The ordered positive pairs of a batch (same label, ``i != k``) as an
+    N x N mask: the form every array API namespace holds, lazy and traced
+    ones too, whose arrays cannot take a size from their data.
+
+    Values at the pairs come from :meth:`pick` and :meth:`by_row`; here they
+    are N x N with arbitrary values off the pairs until :meth:`keep` sets 0
+    there. :meth:`row_sums` and :meth:`minus` take them back to rows and to
+    N x N."""
+
+    def __init__(self, xp, labels, dtype):
+        self._same = labels[:, None] == labels[None, :]
+        self._off = ~xp.eye(labels.shape[0], dtype=xp.bool, device=device_of(labels))
+        self._mask = xp.astype(self._same & self._off, dtype)
+
+    def per_row(self, xp):
+        """The number of pairs ``(i, k)`` of each row ``i``, (N, 1), in the
+        floating dtype given."""
+        return xp.sum(self._mask, axis=1, keepdims=True)
+
+    def pick(self, xp, s):
+        """``s`` (N, N) at the pairs."""
+        return s
+
+    def by_row(self, xp, col):
+        """``col[i]`` (``col`` shaped (N, 1)) at each pair ``(i, k)``."""
+        return col
+
+    def keep(self, xp, v):
+        """``v`` (finite) at the pairs, 0 elsewhere."""
+        # A product with the 0/1 mask: a fraction of where's time in PyTorch.
+        return v * self._mask
+
+    def row_sums(self, xp, v):
+        """Per row ``i``, the sum of ``v`` over the pairs ``(i, k)``, (N, 1)."""
+        return xp.sum(v, axis=1, keepdims=True)
+
+    def minus(self, xp, g, v):
+        """The N x N ``g`` less ``v`` at the pairs; ``g`` is the caller's own."""
+        return g - v
+
+    # The N x N ``s`` with -inf where a row's log-sum-exp leaves a term out.
+    # ``s`` is the caller's own and not read afterwards: it may be overwritten.
+
+    def negatives(self, xp, s):
+        """Terms of the samples with another label."""
+        return xp.where(self._same, -xp.inf, s)
+
+    def others(self, xp, s):
+        """Terms of all samples but the row's own."""
+        return xp.where(self._off, s, -xp.inf)
+
+
+class _IndexedPairs(_DensePairs):
+    """The same pairs as index arrays ``(rows, cols)``, on NumPy: SimCLR's
+    batch (one positive per row) has N of them, so that the functions of
+    the pairs cost nothing beside the N x N exponentials, and no N x N mask
+    is built (the diagonal and the pairs are written over in place). The
+    arrays' length comes from the labels, which NumPy reads for free.
+
+    ``groups`` is :func:`_label_groups`' answer. In sorted order, each
+    label's members pair with every other member."""
+
+    def __init__(self, xp, groups, dtype):
+        order, first, others = groups
+        n = order.shape[0]
+        at = np.repeat(np.arange(n), others)
+        slot = np.arange(at.shape[0]) - np.repeat(np.cumsum(others) - others, others)
+        # The slot-th other member: the members' ranks, skipping at's own.
+        rank = slot + (slot >= (at - first[at]))
+        self._rows, self._cols = order[at], order[first[at] + rank]
+        self._per_row = np.empty((n, 1), dtype=dtype)
+        self._per_row[order, 0] = others
+
+    def per_row(self, xp):
+        return self._per_row
+
+    def pick(self, xp, s):
+        return s[self._rows, self._cols]
+
+    def by_row(self, xp, col):
+        return col[self._rows, 0]
+
+    def keep(self, xp, v):
+        return v
+
+    def row_sums(self, xp, v):
+        sums = np.bincount(self._rows, weights=v, minlength=self._per_row.shape[0])
+        return sums.astype(v.dtype, copy=False)[:, None]
+
+    def minus(self, xp, g, v):
+        g[self._rows, self._cols] -= v
+        return g
+
+    def negatives(self, xp, s):
+        s[self._rows, self._cols] = -np.inf
+        return self.others(xp, s)
+
+    def others(self, xp, s):
+        np.fill_diagonal(s, -np.inf)
+        return s
+
+
+# The largest share of the N x N entries that NumPy takes as index arrays:
+# gathering and scattering that many costs more than the masks' passes
+# (crossover at N = 1024: about 0.3 of the entries for nt_xent, 0.2 for supcon).
+_INDEXED_SHARE = 0.2
+
+
+def _label_groups(labels):
+    """``(order, first, others)``: the stable sort of ``labels`` (NumPy), and
+    per sorted position where its label's run starts and how many other
+    samples share the label."""
+    order = np.argsort(labels, kind="stable")
+    ordered = labels[order]
+    first = np.searchsorted(ordered, ordered, side="left")
+    return order, first, np.searchsorted(ordered, ordered, side="right") - first - 1
+
+
+def _pairs(xp, labels, dtype):
+    """The positive pairs: index arrays on NumPy while they are few, else masks."""
+    if is_numpy(xp):
+        groups = _label_groups(labels)
+        n = labels.shape[0]
+        if np.sum(groups[2]) <= _INDEXED_SHARE * n * n:
+            return _IndexedPairs(xp, groups, dtype)
+    return _DensePairs(xp, labels, dtype)
 
 
 def _count(xp, mask, like):
@@ -719,21 +860,24 @@ class NTXent(_Batch):
         xn, back = self._embed(xp, x)
         scaled = xn / self.temperature
         s = scaled @ xn.T
-        pos, neg = _pair_masks(xp, labels)
-        neg_lse, e_neg, total = _masked_lse(xp, s, neg)
-        z = neg_lse - s
-        count = _count(xp, pos, x)
+        pairs = _pairs(xp, labels, x.dtype)
+        count = xp.sum(pairs.per_row(xp))
         _need_positive_pair(self, xp, count, labels)
         count = xp.maximum(count, 1.0)
+        positive = pairs.pick(xp, s)
+        neg_lse, e_neg, total = _row_lse(xp, pairs.negatives(xp, s))
         # softplus(z) = max(z, 0) + log1p(e) and sigmoid(z) share e =
-        # exp(-|z|), taken as 0 off the positive pairs: only those count,
-        # and NumPy's log1p (no vectorised loop) is quick on zeros.
-        e = xp.exp(xp.where(pos, -xp.abs(z), -xp.inf))
-        value = (xp.sum(xp.where(pos, xp.maximum(z, 0.0), 0.0)) + xp.sum(xp.log1p(e))) / count
+        # exp(-|z|). In the N x N form z is 0 off the pairs and e is set to
+        # 0 there after the exponential (PyTorch's exp is slow on -inf);
+        # then sigmoid's where(z > 0, 1, e) / (1 + e) is 0 there too.
+        z = pairs.keep(xp, pairs.by_row(xp, neg_lse) - positive)
+        e = pairs.keep(xp, xp.exp(-xp.abs(z)))
+        value = (xp.sum(xp.maximum(z, 0.0)) + xp.sum(xp.log1p(e))) / count
         if not need_grad:
             return value, None
-        u = xp.where(pos & (z >= 0), 1.0, e) / ((1.0 + e) * count)
-        g = e_neg * (xp.sum(u, axis=1, keepdims=True) / total) - u
+        u = xp.where(z > 0, 1.0, e) / ((1.0 + e) * count)
+        e_neg *= pairs.row_sums(xp, u) / total  # in place: no new N x N buffer
+        g = pairs.minus(xp, e_neg, u)
         return value, (back(_through_gram(xp, g, scaled)),)
 
 
@@ -787,19 +931,21 @@ class SupCon(_Batch):
         xn, back = self._embed(xp, x)
         scaled = xn / self.temperature
         s = scaled @ xn.T
-        pos, neg = _pair_masks(xp, labels)
-        lse, e, total = _masked_lse(xp, s, pos | neg)
-        per_anchor = xp.sum(xp.astype(pos, x.dtype), axis=1, keepdims=True)
+        pairs = _pairs(xp, labels, x.dtype)
+        per_anchor = pairs.per_row(xp)
         anchors = per_anchor > 0
         count = _count(xp, anchors, x)
         _need_positive_pair(self, xp, count, labels)
         count = xp.maximum(count, 1.0)
-        # w_ip = 1 / (|P(i)| M) on positive pairs; each anchor's row sums to 1 / M.
-        w = xp.astype(pos, x.dtype) * (1.0 / (xp.maximum(per_anchor, 1.0) * count))
-        value = xp.sum(xp.where(anchors, lse, 0.0)) / count - xp.sum(w * s)
+        # w_i = 1 / (|P(i)| M) on each positive pair (i, p); an anchor's sum to 1 / M.
+        w = 1.0 / (xp.maximum(per_anchor, 1.0) * count)
+        positive = xp.sum(w * pairs.row_sums(xp, pairs.keep(xp, pairs.pick(xp, s))))
+        lse, e, total = _row_lse(xp, pairs.others(xp, s))
+        value = xp.sum(xp.where(anchors, lse, 0.0)) / count - positive
         if not need_grad:
             return value, None
-        g = e * (xp.astype(anchors, x.dtype) / (total * count)) - w
+        e *= xp.astype(anchors, x.dtype) / (total * count)  # in place, as in nt_xent
+        g = pairs.minus(xp, e, pairs.keep(xp, pairs.by_row(xp, w)))
         return value, (back(_through_gram(xp, g, scaled)),)
 
 
@@ -857,7 +1003,7 @@ class NPairs(_Batch):
         size = xp.sum(xp.astype(same, x.dtype), axis=1)
         anchor = ((earlier == 0) & (size >= 2))[:, None]
         second = (earlier == 1)[None, :]
-        lse, e, total = _masked_lse(xp, s, xp.broadcast_to(second, s.shape))
+        lse, e, total = _row_lse(xp, xp.where(second, s, -xp.inf))
         own = anchor & second & same
         count = _count(xp, anchor, x)
         _need_positive_pair(self, xp, count, labels)
@@ -952,7 +1098,7 @@ class LiftedStructure(_Batch):
         sq = xp.sum(xn * xn, axis=1)
         d = xp.sqrt(xp.maximum(sq[:, None] + sq[None, :] - 2.0 * gram, 0.0))
         pos, neg = _pair_masks(xp, labels)
-        lse, e, total = _masked_lse(xp, self.neg_margin - d, neg)
+        lse, e, total = _row_lse(xp, xp.where(neg, self.neg_margin - d, -xp.inf))
         row, col = lse, lse.T
         top = xp.maximum(row, col)
         both = top + xp.log1p(xp.exp(-xp.abs(row - col)))
