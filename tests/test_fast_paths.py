@@ -300,6 +300,28 @@ def test_model_at_the_smallest_normal_float32_gives_the_float64_gradient(monkeyp
     np.testing.assert_allclose(g, g64, rtol=1e-3, atol=1e-6 * np.max(np.abs(g64)))
 
 
+@pytest.mark.parametrize("name", ["loss_single", "loss_poissn"])
+def test_unscaled_gradient_beyond_float32_falls_back_to_the_scale_first_pass(name):
+    """For a general power pass 1 writes the unscaled gradient; with a heavy
+    ``dp_weight`` and a model at float32's smallest normal number it
+    overflows, pass 1 says so, and pass 2 computes every element with the
+    small scale first: the float64 gradient, rounded."""
+    from ptyloss_xp.ptycho import _kernels_numba
+
+    arrays = _inputs((16, 8, 8), "float32", weighted=False)
+    arrays["model_dp"][0, 0, :2] = [np.finfo(np.float32).smallest_normal, 1e-37]
+    arrays["dp_weight"] = np.full((8, 8), 1e4, np.float32)
+    loss = pl.get(name, dp_pow=0.01)
+    direction = _kernels_numba.pointwise_sums(
+        loss.kind, arrays["model_dp"], arrays["measured_dp"], arrays["dp_weight"], 0.01, 0.0,
+        0.0, 0.0, out=np.empty_like(arrays["model_dp"]))[4]
+    assert not direction
+    g = loss.grad(**arrays)
+    g64 = loss.grad(**{k: v.astype(np.float64) for k, v in arrays.items()})
+    assert np.all(np.isfinite(g))
+    np.testing.assert_allclose(g, g64, rtol=1e-3, atol=1e-6 * np.max(np.abs(g64)))
+
+
 @pytest.mark.parametrize("fused", [True, False], ids=["fused", "generic"])
 def test_poissn_without_eps_is_stable_or_refused_by_name(monkeypatch, fused):
     """``eps = 0``: ``D / I`` alone overflows float32 at the smallest normal

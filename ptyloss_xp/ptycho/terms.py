@@ -217,8 +217,12 @@ class _DataTerm(_ShardedTerm):
         w, total = self._mask(xp, a)
         model, meas = a["model_dp"], a["measured_dp"]
         eps = getattr(self, "eps", 0.0)
-        sum_term, sum_d, bad_i, bad_d = fast.pointwise_sums(
-            self.kind, model, meas, w, self.dp_pow, eps, _model_low(model.dtype), _MEASURED_DP.low)
+        g, add = _fast.out_for(model, None if out is None else out[0]) if need_grad else (None, False)
+        # Pass 1 may write the unscaled gradient (general powers), unless
+        # adding to what the combiner's out holds.
+        sum_term, sum_d, bad_i, bad_d, direction = fast.pointwise_sums(
+            self.kind, model, meas, w, self.dp_pow, eps, _model_low(model.dtype), _MEASURED_DP.low,
+            out=None if add else g)
         _check_fused(self, a, {"model_dp": bad_i, "measured_dp": bad_d})
         mean_d = self._normaliser(np, a, sum_d, total)
         value, scale = self._value_and_scale(sum_term, mean_d, total)
@@ -226,8 +230,8 @@ class _DataTerm(_ShardedTerm):
         if not need_grad:
             self._check_result(xp, a, value, None)
             return value, None
-        g, add = _fast.out_for(model, None if out is None else out[0])
-        g, bad = fast.pointwise_grad(self.kind, model, meas, w, self.dp_pow, eps, scale, g, add)
+        g, bad = fast.pointwise_grad(self.kind, model, meas, w, self.dp_pow, eps, scale, g, add,
+                                     direction)
         self._check_result(xp, a, value, None, grads_finite=bad == 0)
         return value, (g,)
 
