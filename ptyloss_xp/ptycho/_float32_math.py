@@ -28,9 +28,8 @@ here as arithmetic that LLVM turns into AVX2 vector code:
 0, inf, NaN and negative arguments give IEEE's answers (``log``: -inf,
 inf, NaN, NaN; ``x^p``: 0, inf, NaN, NaN). float64 arguments go to libm
 unchanged; their loops stay scalar. The bit fields are read and written in
-int32/int64 LLVM IR (:func:`_mantissa`, :func:`_exponent`,
-:func:`_pow2_of_rounded`): numba's own integer arithmetic widens to int64,
-and AVX2 has no packed int64 -> float conversion or arithmetic shift.
+int32/int64 LLVM IR (:func:`_frexp`, :func:`_pow2_of_rounded`): numba's own
+integer arithmetic widens to int64, and AVX2 has no packed int64 -> float conversion or arithmetic shift.
 """
 
 from __future__ import annotations
@@ -59,25 +58,18 @@ _EXP2 = tuple(math.log(2.0) ** k / math.factorial(k) for k in range(8, -1, -1))
 
 
 @intrinsic
-def _mantissa(typingctx, x):
-    """``m`` in [0.5, 1) with ``x = 2^e m``, for a positive normal float32."""
+def _frexp(typingctx, x):
+    """``(m, e)``, both float32, with ``x = 2^e m`` and ``m`` in [0.5, 1), for a
+    positive normal float32: the exponent field and the mantissa bits."""
     def codegen(context, builder, sig, args):
         i32 = ir.IntType(32)
         b = builder.bitcast(args[0], i32)
-        b = builder.or_(builder.and_(b, ir.Constant(i32, 0x007FFFFF)), ir.Constant(i32, 0x3F000000))
-        return builder.bitcast(b, ir.FloatType())
-    return types.float32(types.float32), codegen
-
-
-@intrinsic
-def _exponent(typingctx, x):
-    """``e`` (as a float32) with ``x = 2^e m``, ``m`` in [0.5, 1), for a positive normal float32."""
-    def codegen(context, builder, sig, args):
-        i32 = ir.IntType(32)
-        b = builder.bitcast(args[0], i32)
+        m = builder.or_(builder.and_(b, ir.Constant(i32, 0x007FFFFF)), ir.Constant(i32, 0x3F000000))
         e = builder.lshr(builder.and_(b, ir.Constant(i32, 0x7F800000)), ir.Constant(i32, 23))
-        return builder.sitofp(builder.sub(e, ir.Constant(i32, 126)), ir.FloatType())
-    return types.float32(types.float32), codegen
+        return context.make_tuple(builder, sig.return_type, [
+            builder.bitcast(m, ir.FloatType()),
+            builder.sitofp(builder.sub(e, ir.Constant(i32, 126)), ir.FloatType())])
+    return types.UniTuple(types.float32, 2)(types.float32), codegen
 
 
 @intrinsic
@@ -107,9 +99,8 @@ def _reduce(x):
     for ``0 < x < inf`` (subnormals first become normal: ``x 2^23``)."""
     sub = x < np.float32(1.1754944e-38)
     xs = x * _TWO_23 if sub else x
-    e = _exponent(xs)
+    m, e = _frexp(xs)
     e = e - np.float32(23.0) if sub else e
-    m = _mantissa(xs)
     low = m < np.float32(0.70710677)
     e = e - _ONE if low else e
     f = (m + m - _ONE) if low else (m - _ONE)
