@@ -29,7 +29,8 @@ here as arithmetic that LLVM turns into AVX2 vector code:
 inf, NaN, NaN; ``x^p``: 0, inf, NaN, NaN). float64 arguments go to libm
 unchanged; their loops stay scalar. The bit fields are read and written in
 int32/int64 LLVM IR (:func:`_frexp`, :func:`_pow2_of_rounded`): numba's own
-integer arithmetic widens to int64, and AVX2 has no packed int64 -> float conversion or arithmetic shift.
+integer arithmetic widens to int64, and AVX2 has no packed int64 -> float
+conversion or arithmetic shift.
 """
 
 from __future__ import annotations
