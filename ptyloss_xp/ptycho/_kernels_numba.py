@@ -551,6 +551,13 @@ def _band_x(a, lo, w, out):
                 out[z, y, i] = s
 
 
+# The z passes are the y passes over whole planes: ``_planes`` views a C
+# (Z, Y, X) array as (1, Z, Y*X).
+@_kernel(inline="always")
+def _planes(a):
+    return a.reshape((1, a.shape[0], a.shape[1] * a.shape[2]))
+
+
 @_kernel()
 def _band_y(a, lo, w, out):
     for z in range(a.shape[0]):
@@ -562,19 +569,6 @@ def _band_y(a, lo, w, out):
                 src = a[z, lo[i] + t]
                 for x in range(row.shape[0]):
                     row[x] += c * src[x]
-
-
-@_kernel()
-def _band_z(a, lo, w, out):
-    for i in range(lo.shape[0]):
-        plane = out[i]
-        plane[:, :] = 0.0
-        for t in range(w.shape[1]):
-            c = w[i, t]
-            src = a[lo[i] + t]
-            for y in range(plane.shape[0]):
-                for x in range(plane.shape[1]):
-                    plane[y, x] += c * src[y, x]
 
 
 @_kernel()
@@ -602,19 +596,6 @@ def _band_y_t(g, lo, w, out):
                     row[x] += c * src[x]
 
 
-@_kernel()
-def _band_z_t(g, lo, w, out):
-    out[:, :, :] = 0.0
-    for i in range(lo.shape[0]):
-        for t in range(w.shape[1]):
-            c = w[i, t]
-            plane = out[lo[i] + t]
-            src = g[i]
-            for y in range(plane.shape[0]):
-                for x in range(plane.shape[1]):
-                    plane[y, x] += c * src[y, x]
-
-
 @_kernel(parallel=True)
 def _simlar(x5, occ, lz, wz, ly, wy, lx, wx, scale, g5, need_grad, accumulate):
     n, n_modes, nz, ny, nx = x5.shape
@@ -635,7 +616,7 @@ def _simlar(x5, occ, lz, wz, ly, wy, lx, wx, scale, g5, need_grad, accumulate):
                         bad += 0.0 if v - v == 0 else 1.0
             _band_x(xo, lx, wx, t1)
             _band_y(t1, ly, wy, t2)
-            _band_z(t2, lz, wz, u[o])
+            _band_y(_planes(t2), lz, wz, _planes(u[o]))
             u[o] *= occ[o]
         # Std over modes (unbiased), then its gradient in place of u.
         total = 0.0
@@ -663,7 +644,7 @@ def _simlar(x5, occ, lz, wz, ly, wy, lx, wx, scale, g5, need_grad, accumulate):
             b2 = np.empty((nz, ny, ox))
             b3 = np.empty((nz, ny, nx))
             for o in range(n_modes):
-                _band_z_t(u[o], lz, wz, b1)
+                _band_y_t(_planes(u[o]), lz, wz, _planes(b1))
                 _band_y_t(b1, ly, wy, b2)
                 _band_x_t(b2, lx, wx, b3)
                 go = g5[i, o]
