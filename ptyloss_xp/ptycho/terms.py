@@ -476,6 +476,23 @@ class _ObjectTerm(_ShardedTerm):
     def _occu(self, xp, a):
         return xp.reshape(a["omode_occu"], (1, -1, 1, 1, 1))
 
+    def _fused_channels(self, xp, a, need_grad, out, channel):
+        """Value and gradients of the terms over one or two object channels
+        (loss_tv, loss_simlar) from a fused kernel per channel:
+        ``channel(x, g, add)`` writes (or adds) the gradient of ``x`` into
+        ``g`` and returns ``(sum, count, non-finite count of x)``; the value
+        is ``weight * sum / count`` added over the channels."""
+        value, grads, bad = 0.0, [], {}
+        for i, arg in enumerate(self.args[:-1]):
+            x = a[arg.name]
+            g, add = _fast.out_for(x, None if out is None else out[i])
+            total, count, bad[arg.name] = channel(x, g, add)
+            value += self.weight * total / count
+            grads.append(g)
+        _check_fused(self, a, bad)
+        value = xp.asarray(value, dtype=a[self.args[0].name].dtype)
+        return value, (tuple(grads) if need_grad else None)
+
 
 @register
 class LossSparse(_ObjectTerm):
@@ -656,21 +673,15 @@ class LossSimlar(_ObjectTerm):
 
     def _evaluate_fused(self, fast, xp, a, need_grad, out):
         """Banded blur and zoom fused with the std over modes, one pass per channel."""
-        occ = a["omode_occu"]
-        value, grads, bad = 0.0, [], {}
-        for i, arg in enumerate(self.args[:-1]):
-            x = a[arg.name]
+        def channel(x, g, add):
             mats = axis_operators(x.shape[2:], self.scale_factor, self.blur_std, self.name)
             count = x.shape[0] * math.prod(
                 x.shape[2 + j] if m is None else m.shape[0] for j, m in enumerate(mats))
-            g, add = _fast.out_for(x, None if out is None else out[i])
-            total, bad[arg.name] = fast.simlar_value_grad(
-                x, occ, mats, self.weight / (count * (x.shape[1] - 1)), g, need_grad, add)
-            value += self.weight * total / count
-            grads.append(g)
-        _check_fused(self, a, bad)
-        value = xp.asarray(value, dtype=a[self.args[0].name].dtype)
-        return value, (tuple(grads) if need_grad else None)
+            total, bad = fast.simlar_value_grad(x, a["omode_occu"], mats,
+                                                self.weight / (count * (x.shape[1] - 1)), g,
+                                                need_grad, add)
+            return total, count, bad
+        return self._fused_channels(xp, a, need_grad, out, channel)
 
 
 @register
@@ -752,18 +763,11 @@ class LossTV(_ObjectTerm):
 
     def _evaluate_fused(self, fast, xp, a, need_grad, out):
         """Value and gradient of each channel in one fused pass over it."""
-        occ = a["omode_occu"]
-        value, grads, bad = 0.0, [], {}
-        for i, arg in enumerate(self.args[:-1]):
-            x = a[arg.name]
+        def channel(x, g, add):
             count = math.prod(x.shape) // x.shape[1]
             # eps^2 is added in the data's precision, as in the generic path.
             eps2 = float(np.asarray(self.eps**2, dtype=x.dtype))
-            g, add = _fast.out_for(x, None if out is None else out[i])
-            total, bad[arg.name] = fast.tv_value_grad(x, self.eps, eps2, self.weight / count,
-                                                      occ, g, add)
-            value += self.weight * total / count
-            grads.append(g)
-        _check_fused(self, a, bad)
-        value = xp.asarray(value, dtype=a[self.args[0].name].dtype)
-        return value, (tuple(grads) if need_grad else None)
+            total, bad = fast.tv_value_grad(x, self.eps, eps2, self.weight / count,
+                                            a["omode_occu"], g, add)
+            return total, count, bad
+        return self._fused_channels(xp, a, need_grad, out, channel)
