@@ -33,10 +33,11 @@ def _autograd(torch, fn, *arrays):
                                 for a, g in zip(arrays, grads)]
 
 
-def _check(loss, arrays, ref_value, ref_grads):
+def _check(loss, arrays, ref_value, ref_grads, total=False):
+    """``total``: the reference value is the sum of the loss's (``reduction="none"``)."""
     v, g = loss.value_and_grad(*arrays)
     g = (g,) if len(loss.wrt) == 1 else g
-    _close(v, ref_value, "value")
+    _close(np.sum(v) if total else v, ref_value, "value")
     for name, gi, ri in zip(loss.wrt, g, ref_grads):
         _close(gi, ri, name)
 
@@ -96,12 +97,7 @@ def test_cosine_embedding_matches_torch(params):
         return torch.sum(torch.nn.functional.cosine_embedding_loss(
             x1, x2, torch.tensor(y), **params))
 
-    loss = pl.get("cosine_embedding", **params)
-    v, g = loss.value_and_grad(x1, x2, y)
-    rv, rg = _autograd(torch, ref, x1, x2)
-    _close(np.sum(v), rv)
-    for gi, ri in zip(g, rg):
-        _close(gi, ri)
+    _check(pl.get("cosine_embedding", **params), (x1, x2, y), *_autograd(torch, ref, x1, x2), total=True)
 
 
 @pytest.mark.parametrize("params", [{}, {"margin": 0.5, "reduction": "sum"},
@@ -117,12 +113,7 @@ def test_margin_ranking_matches_torch_including_ties(params):
         return torch.sum(torch.nn.functional.margin_ranking_loss(
             x1, x2, torch.tensor(y), **params))
 
-    loss = pl.get("margin_ranking", **params)
-    v, g = loss.value_and_grad(x1, x2, y)
-    rv, rg = _autograd(torch, ref, x1, x2)
-    _close(np.sum(v), rv)
-    for gi, ri in zip(g, rg):
-        _close(gi, ri)
+    _check(pl.get("margin_ranking", **params), (x1, x2, y), *_autograd(torch, ref, x1, x2), total=True)
 
 
 @pytest.mark.parametrize("half", [False, True])
