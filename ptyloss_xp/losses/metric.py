@@ -778,6 +778,13 @@ class _Batch(Loss):
         xn, c, n = _normalize(xp, x)
         return xn, lambda g: _normalize_back(xp, g, xn, c, n)
 
+    def _scaled_gram(self, xp, x, temperature):
+        """``S = e e^T / temperature`` of the embeddings ``e`` (:meth:`_embed`),
+        and the map of a gradient with respect to ``S`` back to ``x``."""
+        xn, back = self._embed(xp, x)
+        scaled = xn / temperature
+        return scaled @ xn.T, lambda g: back(_through_gram(xp, g, scaled))
+
     def _evaluate(self, xp, a, need_grad):
         return self._batch(xp, a["embeddings"], a["labels"], need_grad)
 
@@ -857,9 +864,7 @@ class NTXent(_Batch):
                  "pairs); Chen et al., SimCLR, ICML 2020; Sohn, NeurIPS 2016")
 
     def _batch(self, xp, x, labels, need_grad):
-        xn, back = self._embed(xp, x)
-        scaled = xn / self.temperature
-        s = scaled @ xn.T
+        s, to_x = self._scaled_gram(xp, x, self.temperature)
         pairs = _pairs(xp, labels, x.dtype)
         count = xp.sum(pairs.per_row(xp))
         _need_positive_pair(self, xp, count, labels)
@@ -878,7 +883,7 @@ class NTXent(_Batch):
         u = xp.where(z > 0, 1.0, e) / ((1.0 + e) * count)
         e_neg *= pairs.row_sums(xp, u) / total  # in place: no new N x N buffer
         g = pairs.minus(xp, e_neg, u)
-        return value, (back(_through_gram(xp, g, scaled)),)
+        return value, (to_x(g),)
 
 
 @register
@@ -928,9 +933,7 @@ class SupCon(_Batch):
                  "Khosla et al., Supervised contrastive learning, NeurIPS 2020, eq. (2)")
 
     def _batch(self, xp, x, labels, need_grad):
-        xn, back = self._embed(xp, x)
-        scaled = xn / self.temperature
-        s = scaled @ xn.T
+        s, to_x = self._scaled_gram(xp, x, self.temperature)
         pairs = _pairs(xp, labels, x.dtype)
         per_anchor = pairs.per_row(xp)
         anchors = per_anchor > 0
@@ -946,7 +949,7 @@ class SupCon(_Batch):
             return value, None
         e *= xp.astype(anchors, x.dtype) / (total * count)  # in place, as in nt_xent
         g = pairs.minus(xp, e, pairs.keep(xp, pairs.by_row(xp, w)))
-        return value, (back(_through_gram(xp, g, scaled)),)
+        return value, (to_x(g),)
 
 
 @register
