@@ -37,13 +37,14 @@ from __future__ import annotations
 
 import argparse
 import resource
-import statistics
 import time
 
 import numpy as np
 
 import ptyloss_xp as pl
 from ptyloss_xp.ptycho.params import ptyrad_example_loss_params
+
+from backends import NumpyBackend
 
 PATCH = 64  # object patch side: the example block's loss_sparse reads (N, 1, 1, 64, 64)
 
@@ -170,16 +171,9 @@ def chunk_costs(combo, names, k, rows, repeats=3):
         for name, v in chunk.items():
             np.copyto(copies[name], v)
 
-    out = {}
-    for label, fn in (("copy (memory roofline)", copy), ("generate", generate),
-                      ("phase 1 + 3", phases)):
-        fn()
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        out[label] = statistics.median(times)
+    timed = NumpyBackend().timed
+    out = {label: timed(fn, 1, repeats) for label, fn in (
+        ("copy (memory roofline)", copy), ("generate", generate), ("phase 1 + 3", phases))}
     return out, sum(v.nbytes for v in chunk.values())
 
 

@@ -311,6 +311,7 @@ def test_scaling_benchmark_runs_at_a_tiny_size(monkeypatch, capsys):
     from pathlib import Path
 
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "scaling.py"
+    monkeypatch.syspath_prepend(str(script.parent))  # as `python benchmarks/scaling.py` has it
     monkeypatch.setattr(sys, "argv", [str(script), "--patterns", "32", "--size", "16",
                                       "--rows", "8", "--workers", "1"])
     runpy.run_path(str(script), run_name="__main__")
