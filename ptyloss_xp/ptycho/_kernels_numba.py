@@ -49,6 +49,13 @@ __all__ = ["pointwise_sums", "pointwise_grad", "pacbed_sums", "sparse_sums", "sp
            "tv_value_grad"]
 
 _REASSOC = {"reassoc"}
+# Row sums are taken over blocks of this many elements in the data's dtype,
+# then added in float64: a float64 sum of float32 terms keeps LLVM from
+# vectorising the loop (4x slower with a log or a power in it, measured).
+_BLOCK = 256
+# Columns per task of loss_pacbed's pass 1 (its band of the five per-column
+# sums, 256 KiB, stays in a core's L2).
+_BAND = 8192
 
 
 def _kernel(**options):
@@ -60,18 +67,27 @@ def _kernel(**options):
 _SINGLE, _POISSN = 0, 1
 
 
-# Domain counts: 1 where ``x`` is NaN, infinite or below its bound, else 0,
-# without a branch so the count stays in a vector lane (``x - x`` is NaN for
-# inf and NaN). A float32 count saturates but never returns to 0: enough for
-# "any". Two functions, not a flag, so no select survives in the loop.
+# Domain counts: ``count`` plus 1 where ``x`` is NaN, infinite or below its
+# bound, without a branch so that the count stays in a vector lane (``x - x``
+# is NaN for inf and NaN). Two functions, not a flag, so no select survives
+# in the loop.
 @_kernel(inline="always")
-def _outside_open(x, lo):
-    return np.float32(1.0) - np.float32((x > lo) & (x - x == 0))
+def _count_outside_open(count, x, lo):
+    return np.int32(count + np.int32(not ((x > lo) & (x - x == 0))))
 
 
 @_kernel(inline="always")
-def _outside_closed(x, lo):
-    return np.float32(1.0) - np.float32((x >= lo) & (x - x == 0))
+def _count_outside_closed(count, x, lo):
+    return np.int32(count + np.int32(not ((x >= lo) & (x - x == 0))))
+
+
+# Non-finite counts of the gradients written: ``count`` plus 1 where ``v``
+# is NaN or infinite. int32, not numba's int64 (half the lanes) or float32
+# (a float sum without reassoc keeps the loop scalar): 3x faster, measured.
+# A row holds fewer than 2^31 elements, so the count cannot wrap to 0.
+@_kernel(inline="always")
+def _count_nonfinite(count, v):
+    return np.int32(count + np.int32(v - v != 0))
 
 
 # Pass 1, like pass 2 below, is one loop per (term, power) in the prange body
@@ -83,68 +99,75 @@ def _outside_closed(x, lo):
 # ``g2`` it writes a row buffer instead: one loop body either way, so the
 # float64 sums come out bit-equal in ``value`` and ``value_and_grad``.
 @_kernel(parallel=True, fastmath=_REASSOC)
-def _pointwise_sums(kind, mode, m2, d2, w1, p, eps, lo_i, lo_d, g2, direction):
-    n = m2.shape[0]
+def _pointwise_sums(kind, mode, m2, d2, w1, p, eps, lo_i, lo_d, zero, g2, direction):
+    n, m = m2.shape
     rows = np.empty((5, n))
     for i in prange(n):
         x, d = m2[i], d2[i]
+        g = g2[i] if direction is not None else np.empty(m if mode == 3 else 0, m2.dtype)
         t = 0.0
         s = 0.0
-        bi = np.float32(0.0)
-        bd = np.float32(0.0)
-        bg = 0
-        if kind == _SINGLE and mode == 1:
-            for k in range(x.shape[0]):
-                bi += _outside_open(x[k], lo_i)
-                bd += _outside_closed(d[k], lo_d)
-                r = x[k] - d[k]
-                t += np.float64(w1[k] * r * r)
-                s += np.float64(w1[k] * d[k])
-        elif kind == _SINGLE and mode == 2:
-            for k in range(x.shape[0]):
-                bi += _outside_open(x[k], lo_i)
-                bd += _outside_closed(d[k], lo_d)
-                dp = np.sqrt(d[k])
-                r = np.sqrt(x[k]) - dp
-                t += np.float64(w1[k] * r * r)
-                s += np.float64(w1[k] * dp)
-        elif kind == _SINGLE:
-            g = g2[i] if direction is not None else np.empty(x.shape[0], x.dtype)
-            for k in range(x.shape[0]):
-                bi += _outside_open(x[k], lo_i)
-                bd += _outside_closed(d[k], lo_d)
-                dp = pow(d[k], p)
-                ip = pow(x[k], p)
-                r = ip - dp
-                t += np.float64(w1[k] * r * r)
-                s += np.float64(w1[k] * dp)
-                g[k] = w1[k] * r * ip / x[k]
-                bg += g[k] - g[k] != 0
-        elif mode == 1:
-            for k in range(x.shape[0]):
-                bi += _outside_open(x[k], lo_i)
-                bd += _outside_closed(d[k], lo_d)
-                t += np.float64(w1[k] * (d[k] * log(x[k] + eps) - x[k]))
-                s += np.float64(w1[k] * d[k])
-        elif mode == 2:
-            for k in range(x.shape[0]):
-                bi += _outside_open(x[k], lo_i)
-                bd += _outside_closed(d[k], lo_d)
-                ip = np.sqrt(x[k])
-                dp = np.sqrt(d[k])
-                t += np.float64(w1[k] * (dp * log(ip + eps) - ip))
-                s += np.float64(w1[k] * dp)
-        else:
-            g = g2[i] if direction is not None else np.empty(x.shape[0], x.dtype)
-            for k in range(x.shape[0]):
-                bi += _outside_open(x[k], lo_i)
-                bd += _outside_closed(d[k], lo_d)
-                ip = pow(x[k], p)
-                dp = pow(d[k], p)
-                t += np.float64(w1[k] * (dp * log(ip + eps) - ip))
-                s += np.float64(w1[k] * dp)
-                g[k] = w1[k] * (dp / (ip + eps) - 1) * ip / x[k]
-                bg += g[k] - g[k] != 0
+        bi = np.int32(0)
+        bd = np.int32(0)
+        bg = np.int32(0)
+        for k0 in range(0, m, _BLOCK):
+            k1 = min(k0 + _BLOCK, m)
+            # Views from 0 (see _pacbed_sums).
+            xb, db, wb, gb = x[k0:k1], d[k0:k1], w1[k0:k1], g[k0:k1]
+            tb = zero
+            sb = zero
+            if kind == _SINGLE and mode == 1:
+                for k in range(k1 - k0):
+                    bi = _count_outside_open(bi, xb[k], lo_i)
+                    bd = _count_outside_closed(bd, db[k], lo_d)
+                    r = xb[k] - db[k]
+                    tb += wb[k] * r * r
+                    sb += wb[k] * db[k]
+            elif kind == _SINGLE and mode == 2:
+                for k in range(k1 - k0):
+                    bi = _count_outside_open(bi, xb[k], lo_i)
+                    bd = _count_outside_closed(bd, db[k], lo_d)
+                    dp = np.sqrt(db[k])
+                    r = np.sqrt(xb[k]) - dp
+                    tb += wb[k] * r * r
+                    sb += wb[k] * dp
+            elif kind == _SINGLE:
+                for k in range(k1 - k0):
+                    bi = _count_outside_open(bi, xb[k], lo_i)
+                    bd = _count_outside_closed(bd, db[k], lo_d)
+                    dp = pow(db[k], p)
+                    ip = pow(xb[k], p)
+                    r = ip - dp
+                    tb += wb[k] * r * r
+                    sb += wb[k] * dp
+                    gb[k] = wb[k] * r * ip / xb[k]
+                    bg = _count_nonfinite(bg, gb[k])
+            elif mode == 1:
+                for k in range(k1 - k0):
+                    bi = _count_outside_open(bi, xb[k], lo_i)
+                    bd = _count_outside_closed(bd, db[k], lo_d)
+                    tb += wb[k] * (db[k] * log(xb[k] + eps) - xb[k])
+                    sb += wb[k] * db[k]
+            elif mode == 2:
+                for k in range(k1 - k0):
+                    bi = _count_outside_open(bi, xb[k], lo_i)
+                    bd = _count_outside_closed(bd, db[k], lo_d)
+                    ip = np.sqrt(xb[k])
+                    dp = np.sqrt(db[k])
+                    tb += wb[k] * (dp * log(ip + eps) - ip)
+                    sb += wb[k] * dp
+            else:
+                for k in range(k1 - k0):
+                    bi = _count_outside_open(bi, xb[k], lo_i)
+                    bd = _count_outside_closed(bd, db[k], lo_d)
+                    ip = pow(xb[k], p)
+                    dp = pow(db[k], p)
+                    tb += wb[k] * (dp * log(ip + eps) - ip)
+                    sb += wb[k] * dp
+                    gb[k] = wb[k] * (dp / (ip + eps) - 1) * ip / xb[k]
+                    bg = _count_nonfinite(bg, gb[k])
+            t += np.float64(tb)
+            s += np.float64(sb)
         rows[0, i] = t
         rows[1, i] = s
         rows[2, i] = bi
@@ -164,10 +187,10 @@ def _scale_in_place(g2, scale):
     bads = np.zeros(n, dtype=np.int64)
     for i in prange(n):
         g = g2[i]
-        bad = 0
+        bad = np.int32(0)
         for k in range(g.shape[0]):
             g[k] = scale * g[k]
-            bad += g[k] - g[k] != 0
+            bad = _count_nonfinite(bad, g[k])
         bads[i] = bad
     return bads.sum()
 
@@ -188,44 +211,44 @@ def _pointwise_grad(kind, mode, m2, d2, w1, p, eps, scale, g2, acc):
     bads = np.zeros(n, dtype=np.int64)
     for i in prange(n):
         x, d, g = m2[i], d2[i], g2[i]
-        bad = 0
+        bad = np.int32(0)
         if kind == _SINGLE and mode == 1:
             for k in range(x.shape[0]):
                 v = w1[k] * scale * (x[k] - d[k])
                 g[k] = v if acc is None else g[k] + v
-                bad += g[k] - g[k] != 0
+                bad = _count_nonfinite(bad, g[k])
         elif kind == _SINGLE and mode == 2:
             for k in range(x.shape[0]):
                 ip = np.sqrt(x[k])
                 v = w1[k] * scale * (ip - np.sqrt(d[k])) / ip
                 g[k] = v if acc is None else g[k] + v
-                bad += g[k] - g[k] != 0
+                bad = _count_nonfinite(bad, g[k])
         elif kind == _SINGLE:
             for k in range(x.shape[0]):
                 ip = pow(x[k], p)
                 v = w1[k] * scale * (ip - pow(d[k], p)) * ip / x[k]
                 g[k] = v if acc is None else g[k] + v
-                bad += g[k] - g[k] != 0
+                bad = _count_nonfinite(bad, g[k])
         elif mode == 1:
             for k in range(x.shape[0]):
                 c = w1[k] * scale
                 v = c * d[k] / (x[k] + eps) - c
                 g[k] = v if acc is None else g[k] + v
-                bad += g[k] - g[k] != 0
+                bad = _count_nonfinite(bad, g[k])
         elif mode == 2:
             for k in range(x.shape[0]):
                 c = w1[k] * scale
                 ip = np.sqrt(x[k])
                 v = (c * np.sqrt(d[k]) / (ip + eps) - c) / ip
                 g[k] = v if acc is None else g[k] + v
-                bad += g[k] - g[k] != 0
+                bad = _count_nonfinite(bad, g[k])
         else:
             for k in range(x.shape[0]):
                 c = w1[k] * scale
                 ip = pow(x[k], p)
                 v = (c * pow(d[k], p) / (ip + eps) - c) * ip / x[k]
                 g[k] = v if acc is None else g[k] + v
-                bad += g[k] - g[k] != 0
+                bad = _count_nonfinite(bad, g[k])
         bads[i] = bad
     return bads.sum()
 
@@ -274,7 +297,7 @@ def pointwise_sums(kind, model, meas, w, p, eps, lo_i, lo_d, out=None):
     direction = out is not None and mode == 3
     g2 = out.reshape(out.shape[0], -1) if direction else np.empty((0, 0), dtype=model.dtype)
     s = _pointwise_sums(code, mode, _flat(model), _flat(meas), _weight_or_ones(w, model),
-                        c(p), c(eps), c(lo_i), c(lo_d), g2, True if direction else None)
+                        c(p), c(eps), c(lo_i), c(lo_d), c(0), g2, True if direction else None)
     return s[0], s[1], s[2], s[3], direction and s[4] == 0
 
 
@@ -299,52 +322,51 @@ def pointwise_grad(kind, model, meas, w, p, eps, scale, out, accumulate, directi
     return out, bad
 
 
+# Columns in parallel: the sums over patterns are sums over rows, so each
+# thread owns a band of columns and walks the rows in order, reading I and D
+# once from memory (a band of a row stays in cache for its loops).
+# Per-column sums have no carried dependence inside a row, so the loops
+# vectorise; a loop that updated all five arrays would not (LLVM gives up
+# proving they do not overlap). One loop per power, as in the pointwise terms.
 @_kernel(parallel=True)
-def _pacbed_sums(m2, d2, lo_i):
+def _pacbed_sums(mode, m2, d2, w1, p, lo_i, lo_d):
     n, k_len = m2.shape
     sum_i = np.zeros(k_len)
     sum_dn = np.zeros(k_len)
-    bad_i = np.zeros(k_len)
-    # Columns in parallel: the sums over patterns are sums over rows, so
-    # each thread owns a band of columns and walks the rows in order.
-    n_bands = min(k_len, 64)
+    sum_dp = np.zeros(k_len)
+    bad_i = np.zeros(k_len, dtype=np.int32)
+    bad_d = np.zeros(k_len, dtype=np.int32)
+    n_bands = max(1, min(k_len // _BAND, 64))
     for b in prange(n_bands):
         lo = b * k_len // n_bands
         hi = (b + 1) * k_len // n_bands
+        # Views from 0: an index that starts at a run-time ``lo`` may be
+        # negative for numba, and its wraparound select stops vectorising.
+        si, sn, sp = sum_i[lo:hi], sum_dn[lo:hi], sum_dp[lo:hi]
+        ci, cd, w = bad_i[lo:hi], bad_d[lo:hi], w1[lo:hi]
+        # D^p (W D^p) first into a row buffer in the data's dtype: a float64
+        # sum next to the power would halve the vector width of the power.
+        wdp = np.empty(hi - lo, m2.dtype)
         for i in range(n):
-            x, d = m2[i], d2[i]
-            for k in range(lo, hi):
-                xi = x[k]
-                sum_i[k] += np.float64(xi)
-                sum_dn[k] += np.float64(d[k])
-                bad_i[k] += _outside_open(xi, lo_i)
-    return sum_i, sum_dn, bad_i.sum()
-
-
-# One loop per power in the prange body, as in pass 2 of the pointwise terms.
-@_kernel(parallel=True, fastmath=_REASSOC)
-def _pacbed_sum_d(mode, d2, w1, p, lo_d):
-    n = d2.shape[0]
-    rows = np.empty((2, n))
-    for i in prange(n):
-        d = d2[i]
-        s = 0.0
-        bad = np.float32(0.0)
-        if mode == 1:
-            for k in range(d.shape[0]):
-                bad += _outside_closed(d[k], lo_d)
-                s += np.float64(w1[k] * d[k])
-        elif mode == 2:
-            for k in range(d.shape[0]):
-                bad += _outside_closed(d[k], lo_d)
-                s += np.float64(w1[k] * np.sqrt(d[k]))
-        else:
-            for k in range(d.shape[0]):
-                bad += _outside_closed(d[k], lo_d)
-                s += np.float64(w1[k] * pow(d[k], p))
-        rows[0, i] = s
-        rows[1, i] = bad
-    return rows[0].sum(), rows[1].sum()
+            x, d = m2[i, lo:hi], d2[i, lo:hi]
+            for k in range(hi - lo):
+                si[k] += np.float64(x[k])
+                ci[k] = _count_outside_open(ci[k], x[k], lo_i)
+            for k in range(hi - lo):
+                sn[k] += np.float64(d[k])
+                cd[k] = _count_outside_closed(cd[k], d[k], lo_d)
+            if mode == 1:
+                for k in range(hi - lo):
+                    wdp[k] = w[k] * d[k]
+            elif mode == 2:
+                for k in range(hi - lo):
+                    wdp[k] = w[k] * np.sqrt(d[k])
+            else:
+                for k in range(hi - lo):
+                    wdp[k] = w[k] * pow(d[k], p)
+            for k in range(hi - lo):
+                sp[k] += np.float64(wdp[k])
+    return sum_i, sum_dn, sum_dp.sum(), bad_i.sum(), bad_d.sum()
 
 
 @one_at_a_time
@@ -356,9 +378,8 @@ def pacbed_sums(model, meas, w, p, lo_i, lo_d):
     counts as in :func:`pointwise_sums`.
     """
     c = model.dtype.type
-    (sum_i, sum_dn, bad_i), (sum_d, bad_d) = (
-        _pacbed_sums(_flat(model), _flat(meas), c(lo_i)),
-        _pacbed_sum_d(_mode(p), _flat(meas), _weight_or_ones(w, model), c(p), c(lo_d)))
+    sum_i, sum_dn, sum_d, bad_i, bad_d = _pacbed_sums(
+        _mode(p), _flat(model), _flat(meas), _weight_or_ones(w, model), c(p), c(lo_i), c(lo_d))
     shape = model.shape[1:]
     return sum_i.reshape(shape), sum_dn.reshape(shape), sum_d, bad_i, bad_d
 
