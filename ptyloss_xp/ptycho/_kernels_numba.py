@@ -482,31 +482,36 @@ def _tv_slice(x, eps, eps2, c, g, accumulate, qy_prev, qy, qx):
     """
     ny, nx = x.shape
     total = 0.0
-    bad = np.float32(0.0)
+    bad = np.int32(0)
     qy_prev[:] = 0.0
     for i in range(ny):
         row = x[i]
         # The last row is its own next row: dy = 0 there, as past the edge.
         below = x[i + 1] if i < ny - 1 else row
+        # The row's sum in the data's dtype, then float64 (see _BLOCK).
+        t_row = eps - eps
+        nxt = row[1:]
         for j in range(nx - 1):
             v = row[j]
-            bad += np.float32(1.0) - np.float32(v - v == 0)
-            t, a, b = _tv_element(below[j] - v, row[j + 1] - v, eps, eps2, c)
-            total += np.float64(t)
+            bad = _count_nonfinite(bad, v)
+            t, a, b = _tv_element(below[j] - v, nxt[j] - v, eps, eps2, c)
+            t_row += t
             qy[j] = a
             qx[j] = b
         v = row[nx - 1]
-        bad += np.float32(1.0) - np.float32(v - v == 0)
+        bad = _count_nonfinite(bad, v)
         t, a, b = _tv_element(below[nx - 1] - v, v - v, eps, eps2, c)
-        total += np.float64(t)
+        total += np.float64(t_row + t)
         qy[nx - 1] = a
         qx[nx - 1] = b
         out = g[i]
         gv = qy_prev[0] - qy[0] - qx[0]
         out[0] = out[0] + gv if accumulate else gv
-        for j in range(1, nx):
-            gv = qy_prev[j] - qy[j] + qx[j - 1] - qx[j]
-            out[j] = out[j] + gv if accumulate else gv
+        # Views from 0 (see _pacbed_sums): ``qx[j - 1]`` kept this loop scalar.
+        out1, up, here, left, right = out[1:], qy_prev[1:], qy[1:], qx[:-1], qx[1:]
+        for j in range(nx - 1):
+            gv = up[j] - here[j] + left[j] - right[j]
+            out1[j] = out1[j] + gv if accumulate else gv
         qy_prev, qy = qy, qy_prev
     return total, bad
 
