@@ -328,25 +328,23 @@ def pointwise_grad(kind, model, meas, w, p, eps, scale, out, accumulate, directi
 # Per-column sums have no carried dependence inside a row, so the loops
 # vectorise; a loop that updated all five arrays would not (LLVM gives up
 # proving they do not overlap). One loop per power, as in the pointwise terms.
-@_kernel(parallel=True)
-def _pacbed_sums(mode, m2, d2, w1, p, lo_i, lo_d):
+@_kernel(parallel=True, fastmath=_REASSOC)
+def _pacbed_sums(mode, m2, d2, w1, p, lo_i, lo_d, zero):
     n, k_len = m2.shape
     sum_i = np.zeros(k_len)
     sum_dn = np.zeros(k_len)
-    sum_dp = np.zeros(k_len)
     bad_i = np.zeros(k_len, dtype=np.int32)
     bad_d = np.zeros(k_len, dtype=np.int32)
     n_bands = max(1, min(k_len // _BAND, 64))
+    sum_dp = np.zeros(n_bands)
     for b in prange(n_bands):
         lo = b * k_len // n_bands
         hi = (b + 1) * k_len // n_bands
         # Views from 0: an index that starts at a run-time ``lo`` may be
         # negative for numba, and its wraparound select stops vectorising.
-        si, sn, sp = sum_i[lo:hi], sum_dn[lo:hi], sum_dp[lo:hi]
+        si, sn = sum_i[lo:hi], sum_dn[lo:hi]
         ci, cd, w = bad_i[lo:hi], bad_d[lo:hi], w1[lo:hi]
-        # D^p (W D^p) first into a row buffer in the data's dtype: a float64
-        # sum next to the power would halve the vector width of the power.
-        wdp = np.empty(hi - lo, m2.dtype)
+        t = 0.0
         for i in range(n):
             x, d = m2[i, lo:hi], d2[i, lo:hi]
             for k in range(hi - lo):
@@ -355,18 +353,27 @@ def _pacbed_sums(mode, m2, d2, w1, p, lo_i, lo_d):
             for k in range(hi - lo):
                 sn[k] += np.float64(d[k])
                 cd[k] = _count_outside_closed(cd[k], d[k], lo_d)
-            if mode == 1:
-                for k in range(hi - lo):
-                    wdp[k] = w[k] * d[k]
-            elif mode == 2:
-                for k in range(hi - lo):
-                    wdp[k] = w[k] * np.sqrt(d[k])
-            else:
-                for k in range(hi - lo):
-                    wdp[k] = w[k] * pow(d[k], p)
-            for k in range(hi - lo):
-                sp[k] += np.float64(wdp[k])
-    return sum_i, sum_dn, sum_dp.sum(), bad_i.sum(), bad_d.sum()
+            # sum(W D^p) needs no columns: blocks in the data's dtype, then
+            # float64, as in _pointwise_sums.
+            for k0 in range(0, hi - lo, _BLOCK):
+                k1 = min(k0 + _BLOCK, hi - lo)
+                db, wb = d[k0:k1], w[k0:k1]
+                tb = zero
+                if mode == 1:
+                    for k in range(k1 - k0):
+                        tb += wb[k] * db[k]
+                elif mode == 2:
+                    for k in range(k1 - k0):
+                        tb += wb[k] * np.sqrt(db[k])
+                else:
+                    for k in range(k1 - k0):
+                        tb += wb[k] * pow(db[k], p)
+                t += np.float64(tb)
+        sum_dp[b] = t
+    total_dp = 0.0
+    for b in range(n_bands):
+        total_dp += sum_dp[b]
+    return sum_i, sum_dn, total_dp, bad_i.sum(), bad_d.sum()
 
 
 @one_at_a_time
@@ -379,7 +386,8 @@ def pacbed_sums(model, meas, w, p, lo_i, lo_d):
     """
     c = model.dtype.type
     sum_i, sum_dn, sum_d, bad_i, bad_d = _pacbed_sums(
-        _mode(p), _flat(model), _flat(meas), _weight_or_ones(w, model), c(p), c(lo_i), c(lo_d))
+        _mode(p), _flat(model), _flat(meas), _weight_or_ones(w, model), c(p), c(lo_i), c(lo_d),
+        c(0))
     shape = model.shape[1:]
     return sum_i.reshape(shape), sum_dn.reshape(shape), sum_d, bad_i, bad_d
 
