@@ -18,18 +18,29 @@ registers:
 Recomputing the factors in pass 2 moves as many bytes as writing an
 unscaled direction in pass 1 and scaling it in place, and it lets the small
 scale enter each element first: the unscaled ``I^(p-1)`` at ``I`` near the
-smallest float32 overflows although the gradient does not. Elementwise work
-is done in the data's dtype, as in the generic path; loss_simlar (banded
-blur and zoom fused with the std over modes) works in float64. On float32,
-``log`` and ``x**p`` are :mod:`._float32_math`'s vector forms (within 1 ulp
-of the correctly rounded result for ``p <= 2``), not libm's scalar calls.
+smallest float32 overflows although the gradient does not (powers other
+than 1 and 1/2, whose powers are the cost, write the direction and fall back
+to this where it overflows). Elementwise work is done in the data's dtype,
+as in the generic path; loss_simlar (banded blur and zoom fused with the std
+over modes) works in float64. On float32, ``log`` and ``x**p`` are
+:mod:`._float32_math`'s vector forms (``log`` within 1 ulp of the correctly
+rounded result, ``x**p`` within 1 ulp for ``p <= 1``), not libm's scalar
+calls.
 
-Sums are taken per row (pattern or slice) in float64 and the row sums are
-added in order after the parallel loop, so the result does not depend on
-the number of threads. ``fastmath={"reassoc"}`` only lets LLVM split a
-row's sum into vector lanes; no other IEEE rule is relaxed (NaN and inf
-propagate, so the domain counts see them). NumPy's error model: a division
-is one instruction, not a test for 0 that keeps the loop scalar.
+What keeps a loop vector code on AVX2 (each measured, 2-6x when lost):
+
+- sums are taken over blocks of 256 elements of a row (pattern or slice) in
+  the data's dtype, then in float64 per row, and the row sums are added in
+  order after the parallel loop, so the result does not depend on the
+  number of threads; ``fastmath={"reassoc"}`` only lets LLVM split a
+  block's sum into vector lanes, no other IEEE rule is relaxed (NaN and inf
+  propagate, so the domain counts see them);
+- counts (domain, non-finite) are int32 per row: numba's int64 halves the
+  lanes, and a float count without reassoc is a sequential float sum;
+- inner loops index views that start at 0: an index that starts at a
+  run-time offset may be negative for numba, and its wraparound select
+  keeps the loop scalar;
+- NumPy's error model: a division is one instruction, not a test for 0.
 
 The generic path stays the reference: tests compare both on every parameter
 case. :func:`ptyloss_xp.ptycho._fast.kernels` decides when these run.
@@ -282,8 +293,7 @@ def pointwise_sums(kind, model, meas, w, p, eps, lo_i, lo_d, out=None):
     Returns ``(sum_term, sum_d, bad_i, bad_d, direction)``: as float64 host
     scalars ``sum(W (I^p - D^p)^2)`` (single) or ``sum(W (D^p log(I^p + eps)
     - I^p))`` (poissn); ``sum(W D^p)``; the numbers of elements of ``model``
-    not in ``(lo_i, inf)`` and of ``meas`` not in ``[lo_d, inf)`` (any count
-    > 0 means "some"; float32 counts saturate). ``out`` (a C-contiguous
+    not in ``(lo_i, inf)`` and of ``meas`` not in ``[lo_d, inf)``. ``out`` (a C-contiguous
     array like ``model``, or None) may receive the unscaled gradient
     ``W q I^p / I``; ``direction`` says whether it did and every element is
     finite, so that :func:`pointwise_grad` only scales it. That is done for
