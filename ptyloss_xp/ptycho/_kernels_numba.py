@@ -592,6 +592,15 @@ def band(m, n):
 _ROWS = 8
 
 
+@_kernel(inline="always")
+def _side_by_side(plane, y0, rn, block):
+    """``block[k, r] = plane[y0 + r, k]`` for the ``rn`` rows from ``y0``."""
+    for r in range(rn):
+        src = plane[y0 + r]
+        for k in range(src.shape[0]):
+            block[k, r] = src[k]
+
+
 @_kernel()
 def _band_x(a, lo, w, out):
     nz, ny, nx = a.shape
@@ -600,10 +609,7 @@ def _band_x(a, lo, w, out):
     for z in range(nz):
         for y0 in range(0, ny, _ROWS):
             rn = min(_ROWS, ny - y0)
-            for r in range(rn):
-                src = a[z, y0 + r]
-                for k in range(nx):
-                    cols[k, r] = src[k]
+            _side_by_side(a[z], y0, rn, cols)
             for i in range(lo.shape[0]):
                 acc[:] = 0.0
                 for t in range(w.shape[1]):
@@ -645,10 +651,7 @@ def _band_x_t(g, lo, w, out):
     for z in range(nz):
         for y0 in range(0, ny, _ROWS):
             rn = min(_ROWS, ny - y0)
-            for r in range(rn):
-                src = g[z, y0 + r]
-                for i in range(nx_out):
-                    rows_in[i, r] = src[i]
+            _side_by_side(g[z], y0, rn, rows_in)
             cols[:, :] = 0.0
             for i in range(lo.shape[0]):
                 gi = rows_in[i]
