@@ -64,8 +64,8 @@ _REASSOC = {"reassoc"}
 # then added in float64: a float64 sum of float32 terms keeps LLVM from
 # vectorising the loop (4x slower with a log or a power in it, measured).
 _BLOCK = 256
-# Columns per task of loss_pacbed's pass 1 (its band of the five per-column
-# sums, 256 KiB, stays in a core's L2).
+# Columns per task of loss_pacbed's pass 1 (its band of the four per-column
+# sums and counts, 192 KiB, stays in a core's L2).
 _BAND = 8192
 
 
@@ -105,7 +105,7 @@ def _count_nonfinite(count, v):
 # (see there why). ``w1`` is the weight, or ones. For a general power
 # (mode 3) the loop also writes the unscaled gradient ``W q I^p / I`` into
 # ``g2`` (``direction`` True; pruned when None, as ``acc`` in pass 2) and
-# counts its non-finite elements: the powers, 6 ns each in libm and 4 in
+# counts its non-finite elements: the powers, 6 ns each in libm and 2 in
 # ``_float32_math``, are then taken once per element, not twice. Without
 # ``g2`` it writes a row buffer instead: one loop body either way, so the
 # float64 sums come out bit-equal in ``value`` and ``value_and_grad``.
@@ -336,8 +336,7 @@ def pointwise_grad(kind, model, meas, w, p, eps, scale, out, accumulate, directi
 # thread owns a band of columns and walks the rows in order, reading I and D
 # once from memory (a band of a row stays in cache for its loops).
 # Per-column sums have no carried dependence inside a row, so the loops
-# vectorise; a loop that updated all five arrays would not (LLVM gives up
-# proving they do not overlap). One loop per power, as in the pointwise terms.
+# vectorise. One loop per power, as in the pointwise terms.
 @_kernel(parallel=True, fastmath=_REASSOC)
 def _pacbed_sums(mode, m2, d2, w1, p, lo_i, lo_d, zero):
     n, k_len = m2.shape
@@ -586,9 +585,11 @@ def band(m, n):
 # The x passes work on _ROWS rows at a time, copied side by side into a
 # (columns, _ROWS) block: a tap is then two AVX2 float64 vector operations
 # over the rows, not a scalar gather along a row (1.6-2.4x slower, measured;
-# wider blocks were not faster). A last block of fewer rows is padded with
-# zeros, so the lane count stays the constant _ROWS. The sums run over the
-# taps in the same order as along a row, so the numbers are the same.
+# wider blocks were not faster). In a last block of fewer rows the other
+# lanes keep the previous block's rows (zeros at first): lanes do not mix,
+# and those lanes are not written out, so the lane count stays the constant
+# _ROWS. The sums run over the taps in the same order as along a row, so the
+# numbers are the same.
 _ROWS = 8
 
 
@@ -619,7 +620,6 @@ def _band_x(a, lo, w, out):
                         acc[r] += c * col[r]
                 for r in range(rn):
                     out[z, y0 + r, i] = acc[r]
-            cols[:, :] = 0.0
 
 
 # The z passes are the y passes over whole planes: ``_planes`` views a C
@@ -647,7 +647,7 @@ def _band_x_t(g, lo, w, out):
     nz, ny, nx_out = g.shape
     nx = out.shape[2]
     rows_in = np.zeros((nx_out, _ROWS))
-    cols = np.empty((nx, _ROWS))
+    cols = np.empty((nx, _ROWS))  # zeroed per block: it accumulates
     for z in range(nz):
         for y0 in range(0, ny, _ROWS):
             rn = min(_ROWS, ny - y0)
@@ -664,7 +664,6 @@ def _band_x_t(g, lo, w, out):
                 dst = out[z, y0 + r]
                 for k in range(nx):
                     dst[k] = cols[k, r]
-            rows_in[:, :] = 0.0
 
 
 @_kernel()
@@ -711,11 +710,13 @@ def _simlar(x5, occ, lz, wz, ly, wy, lx, wx, scale, g5, need_grad, accumulate):
             for k in range(m):
                 uo[k] *= occ[o]
                 mean[k] += uo[k]
+        for k in range(m):
+            mean[k] /= n_modes
         ss = np.zeros(m)
         for o in range(n_modes):
             uo = uf[o]
             for k in range(m):
-                d = uo[k] - mean[k] / n_modes
+                d = uo[k] - mean[k]
                 uo[k] = d
                 ss[k] += d * d
         total = 0.0

@@ -83,11 +83,9 @@ def _axis_operators(shape_zyx, scale_factor, blur_std):
             m = blur_matrix(n, blur_std)
         if s != 1:
             z = zoom_matrix(n, math.floor(n * s))
-            if m is not None:
-                m = z @ m
-                m.flags.writeable = False
-            else:
-                m = z
+            m = z if m is None else z @ m
+        if m is not None:
+            m.flags.writeable = False  # cached: shared by every caller
         mats.append(m)
     return tuple(mats)
 
