@@ -120,10 +120,10 @@ def _params(name):
     return [{}] + [dict(c) for c in cls.param_cases]
 
 
-def _object_inputs(loss, dtype, seed=1):
+def _object_inputs(loss, dtype, seed=1, modes=2):
     rng = np.random.default_rng(seed)
-    shape = (3, 2, 2, 7, 9)
-    arrays = {"omode_occu": np.array([0.7, 0.3], dtype=dtype)}
+    shape = (3, modes, 2, 7, 9)
+    arrays = {"omode_occu": np.array([0.7, 0.3, 0.2, 0.1][:modes], dtype=dtype)}
     for arg in loss.args[:-1]:
         x = rng.normal(size=shape)
         x[0, 0, 0, :3, :3] = 0.25  # a flat patch
@@ -131,12 +131,15 @@ def _object_inputs(loss, dtype, seed=1):
     return arrays
 
 
+# loss_simlar filters O - 1 modes and takes the last one's deviation as minus
+# their sum: 3 and 4 modes check that beyond the 2-mode case.
+@pytest.mark.parametrize("modes", [2, 3, 4])
 @pytest.mark.parametrize("name", ["loss_sparse", "loss_tv", "loss_simlar"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_object_terms_match_generic_on_every_param_case(monkeypatch, name, dtype):
+def test_object_terms_match_generic_on_every_param_case(monkeypatch, name, dtype, modes):
     for params in _params(name):
         loss = pl.get(name, **params)
-        arrays = _object_inputs(loss, dtype)
+        arrays = _object_inputs(loss, dtype, modes=modes)
         v, g = loss.value_and_grad(**arrays)
         # The reference is the generic path in float64: in float32 the std
         # over nearly equal modes loses digits in the generic path that the

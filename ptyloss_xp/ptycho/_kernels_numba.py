@@ -569,180 +569,179 @@ def band(m, n):
     ``(lo, w)`` with ``out[i] = sum_t w[i, t] * x[lo[i] + t]``.
 
     The coefficients are the matrix's own, so the banded passes give the
-    dense products' numbers (up to the order of the sums).
+    dense products' numbers (up to the order of the sums). A row of zeros
+    (an input that a zoom leaves out, in a transposed operator) gets zero
+    weights, so it does not widen the band.
     """
     if m is None:
         return np.arange(n, dtype=np.int64), np.ones((n, 1))
     nz = m != 0
     lo = np.argmax(nz, axis=1)
-    hi = m.shape[1] - np.argmax(nz[:, ::-1], axis=1)
+    hi = np.where(nz.any(axis=1), m.shape[1] - np.argmax(nz[:, ::-1], axis=1), lo + 1)
     width = int(np.max(hi - lo))
     lo = np.minimum(lo, m.shape[1] - width)
     idx = lo[:, None] + np.arange(width)
     return lo.astype(np.int64), np.take_along_axis(m, idx, axis=1).copy()
 
 
-# The x passes work on _ROWS rows at a time, copied side by side into a
-# (columns, _ROWS) block: a tap is then two AVX2 float64 vector operations
-# over the rows, not a scalar gather along a row (1.6-2.4x slower, measured;
-# wider blocks were not faster). In a last block of fewer rows the other
-# lanes keep the previous block's rows (zeros at first): lanes do not mix,
-# and those lanes are not written out, so the lane count stays the constant
-# _ROWS. The sums run over the taps in the same order as along a row, so the
-# numbers are the same.
-_ROWS = 8
-
-
-@_kernel(inline="always")
-def _side_by_side(plane, y0, rn, block):
-    """``block[k, r] = plane[y0 + r, k]`` for the ``rn`` rows from ``y0``."""
-    for r in range(rn):
-        src = plane[y0 + r]
-        for k in range(src.shape[0]):
-            block[k, r] = src[k]
+def bands(mats, shape):
+    """Forward and adjoint bands of the axis operators ``mats`` of a
+    (Z, Y, X) grid: ``((lz, wz), (ly, wy), (lx, wx))`` for each. The adjoint
+    passes gather along the transposed operators, so they run through the
+    same loop as the forward passes."""
+    forward = tuple(band(m, s) for m, s in zip(mats, shape))
+    adjoint = tuple(band(None if m is None else m.T, s) for m, s in zip(mats, shape))
+    return forward, adjoint
 
 
 @_kernel()
-def _band_x(a, lo, w, out):
-    nz, ny, nx = a.shape
-    cols = np.zeros((nx, _ROWS))
-    acc = np.empty(_ROWS)
+def _rows(a, lo, w, coef, out, accumulate):
+    """``out[z, i] = [out[z, i] +] coef * sum_t w[i, t] * a[z, lo[i] + t]``,
+    summed in float64 whatever the dtypes of ``a`` and ``out``.
+
+    Every pass of loss_simlar is this combination of whole rows, which
+    vectorises along the row: the x passes run on transposed planes (a
+    gather along a row was 2-4x slower, measured).
+    """
+    acc = np.empty(a.shape[2])
+    for z in range(a.shape[0]):
+        for i in range(lo.shape[0]):
+            acc[:] = 0.0
+            for t in range(w.shape[1]):
+                c = w[i, t]
+                src = a[z, lo[i] + t]
+                for x in range(acc.shape[0]):
+                    acc[x] += c * src[x]
+            row = out[z, i]
+            if accumulate:
+                for x in range(acc.shape[0]):
+                    row[x] += coef * acc[x]
+            else:
+                for x in range(acc.shape[0]):
+                    row[x] = coef * acc[x]
+
+
+# The transpose goes by 8 x 8 tiles, whole tiles with constant trip counts
+# (2x faster than tiles clipped at the edges with min(), measured).
+_TILE = 8
+
+
+@_kernel()
+def _transpose(a, out):
+    """``out[z] = a[z].T``, tile by tile."""
+    nz, na, nb = a.shape
     for z in range(nz):
-        for y0 in range(0, ny, _ROWS):
-            rn = min(_ROWS, ny - y0)
-            _side_by_side(a[z], y0, rn, cols)
-            for i in range(lo.shape[0]):
-                acc[:] = 0.0
-                for t in range(w.shape[1]):
-                    c = w[i, t]
-                    col = cols[lo[i] + t]
-                    for r in range(_ROWS):
-                        acc[r] += c * col[r]
-                for r in range(rn):
-                    out[z, y0 + r, i] = acc[r]
+        for i0 in range(0, na, _TILE):
+            for j0 in range(0, nb, _TILE):
+                at = a[z, i0:i0 + _TILE, j0:j0 + _TILE]
+                ot = out[z, j0:j0 + _TILE, i0:i0 + _TILE]
+                if at.shape[0] == _TILE and at.shape[1] == _TILE:
+                    for j in range(_TILE):
+                        for i in range(_TILE):
+                            ot[j, i] = at[i, j]
+                else:
+                    for i in range(at.shape[0]):
+                        for j in range(at.shape[1]):
+                            ot[j, i] = at[i, j]
 
 
-# The z passes are the y passes over whole planes: ``_planes`` views a C
+# The z passes are row passes over whole planes: ``_planes`` views a C
 # (Z, Y, X) array as (1, Z, Y*X).
 @_kernel(inline="always")
 def _planes(a):
     return a.reshape((1, a.shape[0], a.shape[1] * a.shape[2]))
 
 
-@_kernel()
-def _band_y(a, lo, w, out):
-    for z in range(a.shape[0]):
-        for i in range(lo.shape[0]):
-            row = out[z, i]
-            row[:] = 0.0
-            for t in range(w.shape[1]):
-                c = w[i, t]
-                src = a[z, lo[i] + t]
-                for x in range(row.shape[0]):
-                    row[x] += c * src[x]
-
-
-@_kernel()
-def _band_x_t(g, lo, w, out):
-    nz, ny, nx_out = g.shape
-    nx = out.shape[2]
-    rows_in = np.zeros((nx_out, _ROWS))
-    cols = np.empty((nx, _ROWS))  # zeroed per block: it accumulates
-    for z in range(nz):
-        for y0 in range(0, ny, _ROWS):
-            rn = min(_ROWS, ny - y0)
-            _side_by_side(g[z], y0, rn, rows_in)
-            cols[:, :] = 0.0
-            for i in range(lo.shape[0]):
-                gi = rows_in[i]
-                for t in range(w.shape[1]):
-                    c = w[i, t]
-                    col = cols[lo[i] + t]
-                    for r in range(_ROWS):
-                        col[r] += c * gi[r]
-            for r in range(rn):
-                dst = out[z, y0 + r]
-                for k in range(nx):
-                    dst[k] = cols[k, r]
-
-
-@_kernel()
-def _band_y_t(g, lo, w, out):
-    out[:, :, :] = 0.0
-    for z in range(g.shape[0]):
-        for i in range(lo.shape[0]):
-            src = g[z, i]
-            for t in range(w.shape[1]):
-                c = w[i, t]
-                row = out[z, lo[i] + t]
-                for x in range(row.shape[0]):
-                    row[x] += c * src[x]
-
-
 @_kernel(parallel=True)
-def _simlar(x5, occ, lz, wz, ly, wy, lx, wx, scale, g5, need_grad, accumulate):
+def _simlar(x5, occ, fwd, adj, z_pass, scale, g5, need_grad, accumulate):
+    (lz, wz), (ly, wy), (lx, wx) = fwd
+    (lzt, wzt), (lyt, wyt), (lxt, wxt) = adj
     n, n_modes, nz, ny, nx = x5.shape
     oz, oy, ox = lz.shape[0], ly.shape[0], lx.shape[0]
+    npix, half, m = nz * ny * nx, nz * oy * nx, oz * ox * oy
+    last = n_modes - 1
     sums = np.empty(n)
     bads = np.empty(n)
     for i in prange(n):
-        u = np.empty((n_modes, oz, oy, ox))
-        # y before x: the x passes (the slow ones, see _ROWS) then run on the
-        # zoomed rows only, here and in the adjoint.
-        t1 = np.empty((nz, oy, nx))
-        t2 = np.empty((nz, oy, ox))
+        # The std over modes sees only the deviations from the mode mean, and
+        # blur and zoom (L) are linear: occ_o L x_o - mean = L c_o with
+        # c_o = occ_o x_o - mean_o(occ x). The c_o sum to zero, so the last
+        # mode's deviation is minus the others' sum, and so is its adjoint:
+        # O - 1 x passes each way instead of O (half for 2 modes). The
+        # deviations are taken after the y pass (y before x: it halves the
+        # rows), so no full-size float64 grid is written. The output grid
+        # (u) is held as (z, x, y) planes: the std does not mind the order.
+        yo = np.empty((n_modes, nz, oy, nx))
+        yf = yo.reshape((n_modes, half))
+        tr = np.empty((nz, nx, oy))
+        t2 = np.empty((nz, ox, oy))
+        u = np.empty((n_modes, oz, ox, oy))
+        uf = u.reshape((n_modes, m))
         bad = np.int32(0)
         for o in range(n_modes):
-            xo = x5[i, o]
-            xf = xo.reshape(nz * ny * nx)
-            for k in range(xf.shape[0]):
+            xf = x5[i, o].reshape(npix)
+            for k in range(npix):
                 bad = _count_nonfinite(bad, xf[k])
-            _band_y(xo, ly, wy, t1)
-            _band_x(t1, lx, wx, t2)
-            _band_y(_planes(t2), lz, wz, _planes(u[o]))
-        # Std over modes (unbiased), then its gradient in place of u: loops
-        # over the whole output grid, one mode at a time, so they vectorise.
-        uf = u.reshape((n_modes, oz * oy * ox))
-        m = uf.shape[1]
-        mean = np.zeros(m)
-        for o in range(n_modes):
+            _rows(x5[i, o], ly, wy, occ[o], yo[o], False)
+        mean = yf[last]  # the last mode's slot ends up holding the mean
+        for o in range(last):
+            yk = yf[o]
+            for k in range(half):
+                mean[k] += yk[k]
+        for k in range(half):
+            mean[k] /= n_modes
+        ul = uf[last]
+        ul[:] = 0.0
+        for o in range(last):
+            yk = yf[o]
+            for k in range(half):
+                yk[k] -= mean[k]
+            _transpose(yo[o], tr)
+            if z_pass:
+                _rows(tr, lx, wx, 1.0, t2, False)
+                _rows(_planes(t2), lz, wz, 1.0, _planes(u[o]), False)
+            else:
+                _rows(tr, lx, wx, 1.0, u[o], False)
             uo = uf[o]
             for k in range(m):
-                uo[k] *= occ[o]
-                mean[k] += uo[k]
-        for k in range(m):
-            mean[k] /= n_modes
+                ul[k] -= uo[k]
+        # Loops over the whole output grid that vectorise: no branch and no
+        # running sum next to the square root and the division.
         ss = np.zeros(m)
         for o in range(n_modes):
             uo = uf[o]
             for k in range(m):
-                d = uo[k] - mean[k]
-                uo[k] = d
-                ss[k] += d * d
+                ss[k] += uo[k] * uo[k]
+        for k in range(m):
+            ss[k] = np.sqrt(ss[k] / last)
         total = 0.0
         for k in range(m):
-            sd = np.sqrt(ss[k] / (n_modes - 1))
-            total += sd
-            ss[k] = scale / sd if sd > 0 else 0.0
-        for o in range(n_modes):
-            uo = uf[o]
-            for k in range(m):
-                uo[k] *= ss[k] * occ[o]
+            total += ss[k]
+        for k in range(m):
+            ss[k] = scale / ss[k] if ss[k] > 0 else 0.0
         sums[i] = total
         bads[i] = bad
         if need_grad:
-            b1 = np.empty((nz, oy, ox))
-            b2 = np.empty((nz, oy, nx))
-            b3 = np.empty((nz, ny, nx))
+            # Back through z and x for the first O - 1 modes into yo; the
+            # last mode's is minus their sum; then the y pass of every mode
+            # writes its gradient.
+            yl = yf[last]
+            yl[:] = 0.0
+            for o in range(last):
+                uo = uf[o]
+                for k in range(m):
+                    uo[k] *= ss[k]
+                if z_pass:
+                    _rows(_planes(u[o]), lzt, wzt, 1.0, _planes(t2), False)
+                    _rows(t2, lxt, wxt, 1.0, tr, False)
+                else:
+                    _rows(u[o], lxt, wxt, 1.0, tr, False)
+                _transpose(tr, yo[o])
+                yk = yf[o]
+                for k in range(half):
+                    yl[k] -= yk[k]
             for o in range(n_modes):
-                _band_y_t(_planes(u[o]), lz, wz, _planes(b1))
-                _band_x_t(b1, lx, wx, b2)
-                _band_y_t(b2, ly, wy, b3)
-                go = g5[i, o]
-                for z in range(nz):
-                    for y in range(ny):
-                        for k in range(nx):
-                            go[z, y, k] = go[z, y, k] + b3[z, y, k] if accumulate else b3[z, y, k]
+                _rows(yo[o], lyt, wyt, occ[o], g5[i, o], accumulate)
     total = 0.0
     for i in range(n):
         total += sums[i]
@@ -753,13 +752,13 @@ def _simlar(x5, occ, lz, wz, ly, wy, lx, wx, scale, g5, need_grad, accumulate):
 def simlar_value_grad(x, occu, mats, scale, out, need_grad, accumulate):
     """``loss_simlar``'s ``T`` for one channel in one pass per pattern.
 
-    Blur and zoom run as banded passes along x, y, z (``mats`` from
+    Blur and zoom run as banded passes along y, x, z (``mats`` from
     :func:`.operators.axis_operators`), fused with the std over modes and,
     with ``need_grad``, the adjoint passes: ``out = [out +] dT/dx * scale``
     where ``scale = w / (count (O - 1))``. Returns ``(sum of the std over
     the output grid (float64), non-finite count of x)``.
     """
-    (lz, wz), (ly, wy), (lx, wx) = (band(m, s) for m, s in zip(mats, x.shape[2:]))
+    fwd, adj = bands(mats, x.shape[2:])
     g = out if need_grad else np.empty((1,) * 5, dtype=x.dtype)
-    return _simlar(np.ascontiguousarray(x), np.asarray(occu, dtype=np.float64), lz, wz, ly, wy,
-                   lx, wx, float(scale), g, need_grad, accumulate)
+    return _simlar(np.ascontiguousarray(x), np.asarray(occu, dtype=np.float64), fwd, adj,
+                   mats[0] is not None, float(scale), g, need_grad, accumulate)
