@@ -594,6 +594,28 @@ def bands(mats, shape):
     return forward, adjoint
 
 
+@_kernel(inline="always")
+def _row_sum(a, lo, w, acc):
+    """``acc = sum_t w[t] * a[lo + t]`` over rows of ``a``, in float64."""
+    acc[:] = 0.0
+    for t in range(w.shape[0]):
+        c = w[t]
+        src = a[lo + t]
+        for x in range(acc.shape[0]):
+            acc[x] += c * src[x]
+
+
+@_kernel(inline="always")
+def _put(row, coef, acc, accumulate):
+    """``row = [row +] coef * acc``."""
+    if accumulate:
+        for x in range(acc.shape[0]):
+            row[x] += coef * acc[x]
+    else:
+        for x in range(acc.shape[0]):
+            row[x] = coef * acc[x]
+
+
 @_kernel()
 def _rows(a, lo, w, coef, out, accumulate):
     """``out[z, i] = [out[z, i] +] coef * sum_t w[i, t] * a[z, lo[i] + t]``,
@@ -606,19 +628,50 @@ def _rows(a, lo, w, coef, out, accumulate):
     acc = np.empty(a.shape[2])
     for z in range(a.shape[0]):
         for i in range(lo.shape[0]):
-            acc[:] = 0.0
-            for t in range(w.shape[1]):
-                c = w[i, t]
-                src = a[z, lo[i] + t]
+            _row_sum(a[z], lo[i], w[i], acc)
+            _put(out[z, i], coef, acc, accumulate)
+
+
+@_kernel()
+def _rows_centred(x, lo, w, occ, out):
+    """The first y pass for every mode, centred: ``out[o] = occ[o] * rows(x[o])
+    - mean_o(occ * rows(x))`` for the first O - 1 modes, row by row."""
+    last = x.shape[0] - 1
+    acc = np.empty((x.shape[0], x.shape[3]))
+    mean = acc[last]
+    for z in range(x.shape[1]):
+        for i in range(lo.shape[0]):
+            for o in range(last + 1):
+                _row_sum(x[o, z], lo[i], w[i], acc[o])
+                _put(acc[o], occ[o], acc[o], False)
+            for o in range(last):
+                for k in range(mean.shape[0]):
+                    mean[k] += acc[o, k]
+            for k in range(mean.shape[0]):
+                mean[k] /= last + 1
+            for o in range(last):
+                row = out[o, z, i]
+                for k in range(mean.shape[0]):
+                    row[k] = acc[o, k] - mean[k]
+
+
+@_kernel()
+def _rows_modes(a, lo, w, occ, out, accumulate):
+    """The last y pass of the adjoint for every mode: ``out[o] = [out[o] +]
+    occ[o] * rows(a[o])`` for the first O - 1 modes of ``a``, and for the
+    last mode ``occ[-1] * rows(-sum_o a[o])``, summed row by row."""
+    last = a.shape[0]
+    acc = np.empty(a.shape[3])
+    rest = np.empty(a.shape[3])
+    for z in range(a.shape[1]):
+        for i in range(lo.shape[0]):
+            rest[:] = 0.0
+            for o in range(last):
+                _row_sum(a[o, z], lo[i], w[i], acc)
+                _put(out[o, z, i], occ[o], acc, accumulate)
                 for x in range(acc.shape[0]):
-                    acc[x] += c * src[x]
-            row = out[z, i]
-            if accumulate:
-                for x in range(acc.shape[0]):
-                    row[x] += coef * acc[x]
-            else:
-                for x in range(acc.shape[0]):
-                    row[x] = coef * acc[x]
+                    rest[x] -= acc[x]
+            _put(out[last, z, i], occ[last], rest, accumulate)
 
 
 # The transpose goes by 8 x 8 tiles, whole tiles with constant trip counts
@@ -658,7 +711,7 @@ def _simlar(x5, occ, fwd, adj, z_pass, scale, g5, need_grad, accumulate):
     (lzt, wzt), (lyt, wyt), (lxt, wxt) = adj
     n, n_modes, nz, ny, nx = x5.shape
     oz, oy, ox = lz.shape[0], ly.shape[0], lx.shape[0]
-    npix, half, m = nz * ny * nx, nz * oy * nx, oz * ox * oy
+    npix, m = nz * ny * nx, oz * ox * oy
     last = n_modes - 1
     sums = np.empty(n)
     bads = np.empty(n)
@@ -671,8 +724,7 @@ def _simlar(x5, occ, fwd, adj, z_pass, scale, g5, need_grad, accumulate):
         # deviations are taken after the y pass (y before x: it halves the
         # rows), so no full-size float64 grid is written. The output grid
         # (u) is held as (z, x, y) planes: the std does not mind the order.
-        yo = np.empty((n_modes, nz, oy, nx))
-        yf = yo.reshape((n_modes, half))
+        yo = np.empty((last, nz, oy, nx))
         tr = np.empty((nz, nx, oy))
         t2 = np.empty((nz, ox, oy))
         u = np.empty((n_modes, oz, ox, oy))
@@ -682,20 +734,10 @@ def _simlar(x5, occ, fwd, adj, z_pass, scale, g5, need_grad, accumulate):
             xf = x5[i, o].reshape(npix)
             for k in range(npix):
                 bad = _count_nonfinite(bad, xf[k])
-            _rows(x5[i, o], ly, wy, occ[o], yo[o], False)
-        mean = yf[last]  # the last mode's slot ends up holding the mean
-        for o in range(last):
-            yk = yf[o]
-            for k in range(half):
-                mean[k] += yk[k]
-        for k in range(half):
-            mean[k] /= n_modes
+        _rows_centred(x5[i], ly, wy, occ, yo)
         ul = uf[last]
         ul[:] = 0.0
         for o in range(last):
-            yk = yf[o]
-            for k in range(half):
-                yk[k] -= mean[k]
             _transpose(yo[o], tr)
             if z_pass:
                 _rows(tr, lx, wx, 1.0, t2, False)
@@ -722,11 +764,9 @@ def _simlar(x5, occ, fwd, adj, z_pass, scale, g5, need_grad, accumulate):
         sums[i] = total
         bads[i] = bad
         if need_grad:
-            # Back through z and x for the first O - 1 modes into yo; the
-            # last mode's is minus their sum; then the y pass of every mode
-            # writes its gradient.
-            yl = yf[last]
-            yl[:] = 0.0
+            # Back through z and x for the first O - 1 modes into yo, then
+            # the y pass writes every mode's gradient, the last as minus
+            # the others' sum.
             for o in range(last):
                 uo = uf[o]
                 for k in range(m):
@@ -737,11 +777,7 @@ def _simlar(x5, occ, fwd, adj, z_pass, scale, g5, need_grad, accumulate):
                 else:
                     _rows(u[o], lxt, wxt, 1.0, tr, False)
                 _transpose(tr, yo[o])
-                yk = yf[o]
-                for k in range(half):
-                    yl[k] -= yk[k]
-            for o in range(n_modes):
-                _rows(yo[o], lyt, wyt, occ[o], g5[i, o], accumulate)
+            _rows_modes(yo, lyt, wyt, occ, g5[i], accumulate)
     total = 0.0
     for i in range(n):
         total += sums[i]
