@@ -213,7 +213,8 @@ class _DataTerm(_ShardedTerm):
         return w, total
 
     def _evaluate_fused(self, fast, xp, a, need_grad, out):
-        """Pass 1 gives the sums, :meth:`_value_and_scale` the scalars, pass 2 the gradient."""
+        """Pass 1 gives the sums, :meth:`_value_and_scale` the scalars, pass 2 the gradient
+        (loss_poissn: pass 1 writes it, its scale taken from the data first)."""
         w, total = self._mask(xp, a)
         model, meas = a["model_dp"], a["measured_dp"]
         eps = getattr(self, "eps", 0.0)
