@@ -14,8 +14,6 @@ registers:
   into the output (the caller's ``out=`` array, or a new one), optionally
   adding to what it holds (the combiner's sum over terms), and counts the
   non-finite elements it wrote: the result check reads nothing again.
-  loss_poissn's scale depends on the data alone, so a first read of ``D``
-  takes it and pass 1 writes the finished gradient, with no pass 2.
 
 Recomputing the factors in pass 2 moves as many bytes as writing an
 unscaled direction in pass 1 and scaling it in place, and it lets the small
@@ -104,26 +102,20 @@ def _count_nonfinite(count, v):
 
 
 # Pass 1, like pass 2 below, is one loop per (term, power) in the prange body
-# (see there why). ``w1`` is the weight, or ones. Where the loop writes a
-# gradient into ``g2`` (``direction`` True; pruned when None, as ``acc`` in
-# pass 2) it counts its non-finite elements:
-# - a general power (mode 3) writes the unscaled gradient ``W q I^p / I``:
-#   the powers, 6 ns each in libm and 2 in ``_float32_math``, are then taken
-#   once per element, not twice;
-# - loss_poissn at powers 1 and 1/2 writes the finished gradient, its
-#   ``scale`` known beforehand from the data alone (:func:`pointwise_sums`),
-#   so there is no pass 2.
-# Without ``g2`` the loop writes a row buffer instead: one loop body either
-# way, so the float64 sums come out bit-equal in ``value`` and
-# ``value_and_grad``.
+# (see there why). ``w1`` is the weight, or ones. For a general power
+# (mode 3) the loop also writes the unscaled gradient ``W q I^p / I`` into
+# ``g2`` (``direction`` True; pruned when None, as ``acc`` in pass 2) and
+# counts its non-finite elements: the powers, 6 ns each in libm and 2 in
+# ``_float32_math``, are then taken once per element, not twice. Without
+# ``g2`` it writes a row buffer instead: one loop body either way, so the
+# float64 sums come out bit-equal in ``value`` and ``value_and_grad``.
 @_kernel(parallel=True, fastmath=_REASSOC)
-def _pointwise_sums(kind, mode, m2, d2, w1, p, eps, lo_i, lo_d, zero, scale, g2, direction):
+def _pointwise_sums(kind, mode, m2, d2, w1, p, eps, lo_i, lo_d, zero, g2, direction):
     n, m = m2.shape
     rows = np.empty((5, n))
     for i in prange(n):
         x, d = m2[i], d2[i]
-        g = g2[i] if direction is not None else np.empty(
-            m if mode == 3 or kind == _POISSN else 0, m2.dtype)
+        g = g2[i] if direction is not None else np.empty(m if mode == 3 else 0, m2.dtype)
         t = 0.0
         s = 0.0
         bi = np.int32(0)
@@ -167,9 +159,6 @@ def _pointwise_sums(kind, mode, m2, d2, w1, p, eps, lo_i, lo_d, zero, scale, g2,
                     bd = _count_outside_closed(bd, db[k], lo_d)
                     tb += wb[k] * (db[k] * log(xb[k] + eps) - xb[k])
                     sb += wb[k] * db[k]
-                    c = wb[k] * scale
-                    gb[k] = c * db[k] / (xb[k] + eps) - c
-                    bg = _count_nonfinite(bg, gb[k])
             elif mode == 2:
                 for k in range(k1 - k0):
                     bi = _count_outside_open(bi, xb[k], lo_i)
@@ -178,9 +167,6 @@ def _pointwise_sums(kind, mode, m2, d2, w1, p, eps, lo_i, lo_d, zero, scale, g2,
                     dp = np.sqrt(db[k])
                     tb += wb[k] * (dp * log(ip + eps) - ip)
                     sb += wb[k] * dp
-                    c = wb[k] * scale
-                    gb[k] = (c * dp / (ip + eps) - c) / ip
-                    bg = _count_nonfinite(bg, gb[k])
             else:
                 for k in range(k1 - k0):
                     bi = _count_outside_open(bi, xb[k], lo_i)
@@ -203,32 +189,6 @@ def _pointwise_sums(kind, mode, m2, d2, w1, p, eps, lo_i, lo_d, zero, scale, g2,
         for j in range(5):
             out[j] += rows[j, i]
     return out
-
-
-@_kernel(parallel=True, fastmath=_REASSOC)
-def _weighted_sum(sqrt, d2, w1, zero):
-    """``sum(W D)``, or ``sum(W sqrt(D))``, summed as in pass 1."""
-    n, m = d2.shape
-    rows = np.empty(n)
-    for i in prange(n):
-        d = d2[i]
-        s = 0.0
-        for k0 in range(0, m, _BLOCK):
-            k1 = min(k0 + _BLOCK, m)
-            db, wb = d[k0:k1], w1[k0:k1]
-            sb = zero
-            if sqrt:
-                for k in range(k1 - k0):
-                    sb += wb[k] * np.sqrt(db[k])
-            else:
-                for k in range(k1 - k0):
-                    sb += wb[k] * db[k]
-            s += np.float64(sb)
-        rows[i] = s
-    total = 0.0
-    for i in range(n):
-        total += rows[i]
-    return total
 
 
 @_kernel(parallel=True)
@@ -327,46 +287,28 @@ def _weight_or_ones(w, model):
 
 
 @one_at_a_time
-def pointwise_sums(kind, model, meas, w, p, eps, lo_i, lo_d, out=None, scale_by_sum_d=None):
+def pointwise_sums(kind, model, meas, w, p, eps, lo_i, lo_d, out=None):
     """Pass 1 of ``loss_single`` (``kind="single"``) or ``loss_poissn`` (``"poissn"``).
 
-    Returns ``(sum_term, sum_d, bad_i, bad_d, written, bad_g)``: as float64
-    host scalars ``sum(W (I^p - D^p)^2)`` (single) or ``sum(W (D^p log(I^p +
-    eps) - I^p))`` (poissn); ``sum(W D^p)``; the numbers of elements of
-    ``model`` not in ``(lo_i, inf)`` and of ``meas`` not in ``[lo_d, inf)``;
-    what pass 1 wrote into ``out`` (a C-contiguous array like ``model``, or
-    None): ``None``, ``"direction"`` or ``"gradient"``, and the number of
-    non-finite elements among them.
-
-    - ``"direction"``: the unscaled gradient ``W q I^p / I``, for powers
-      other than 1 and 1/2 (their powers are the cost), reported only where
-      every element is finite, so that :func:`pointwise_grad` just scales it;
-      where the unscaled form overflows (``I`` near the smallest float32),
-      pass 2 computes each element with the small scale first.
-    - ``"gradient"``: loss_poissn's finished gradient at powers 1 and 1/2,
-      given ``scale_by_sum_d``: its scale is ``scale_by_sum_d / sum(W D^p)``,
-      which depends on the data alone. A first read of ``D`` takes that sum;
-      pass 1 then writes the gradient as it reads ``I`` and ``D``, and there
-      is no pass 2 (4 reads and writes of an input's size instead of 5).
+    Returns ``(sum_term, sum_d, bad_i, bad_d, direction)``: as float64 host
+    scalars ``sum(W (I^p - D^p)^2)`` (single) or ``sum(W (D^p log(I^p + eps)
+    - I^p))`` (poissn); ``sum(W D^p)``; the numbers of elements of ``model``
+    not in ``(lo_i, inf)`` and of ``meas`` not in ``[lo_d, inf)``. ``out`` (a C-contiguous
+    array like ``model``, or None) may receive the unscaled gradient
+    ``W q I^p / I``; ``direction`` says whether it did and every element is
+    finite, so that :func:`pointwise_grad` only scales it. That is done for
+    powers other than 1 and 1/2 (their powers are the cost); elsewhere, and
+    where the unscaled form overflows (``I`` near the smallest float32),
+    pass 2 computes each element with the small scale first.
     """
     code = _SINGLE if kind == "single" else _POISSN
     c = model.dtype.type
     mode = _mode(p)
-    w1 = _weight_or_ones(w, model)
-    written = None
-    scale = 1.0
-    if out is not None and mode == 3:
-        written = "direction"
-    elif out is not None and code == _POISSN and scale_by_sum_d is not None:
-        written = "gradient"
-        sum_d = _weighted_sum(mode == 2, _flat(meas), w1, c(0))
-        # The sum is checked after pass 1, with its domain counts: here a
-        # zero or non-finite one only gives a gradient that is not used.
-        scale = scale_by_sum_d / sum_d if sum_d != 0 else 0.0
-    g2 = out.reshape(out.shape[0], -1) if written else np.empty((0, 0), dtype=model.dtype)
-    s = _pointwise_sums(code, mode, _flat(model), _flat(meas), w1, c(p), c(eps), c(lo_i),
-                        c(lo_d), c(0), c(scale), g2, True if written else None)
-    return s[0], s[1], s[2], s[3], written, s[4]
+    direction = out is not None and mode == 3
+    g2 = out.reshape(out.shape[0], -1) if direction else np.empty((0, 0), dtype=model.dtype)
+    s = _pointwise_sums(code, mode, _flat(model), _flat(meas), _weight_or_ones(w, model),
+                        c(p), c(eps), c(lo_i), c(lo_d), c(0), g2, True if direction else None)
+    return s[0], s[1], s[2], s[3], direction and s[4] == 0
 
 
 @one_at_a_time

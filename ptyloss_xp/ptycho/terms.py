@@ -213,18 +213,16 @@ class _DataTerm(_ShardedTerm):
         return w, total
 
     def _evaluate_fused(self, fast, xp, a, need_grad, out):
-        """Pass 1 gives the sums, :meth:`_value_and_scale` the scalars, pass 2 the gradient
-        (loss_poissn: pass 1 writes it, its scale taken from the data first)."""
+        """Pass 1 gives the sums, :meth:`_value_and_scale` the scalars, pass 2 the gradient."""
         w, total = self._mask(xp, a)
         model, meas = a["model_dp"], a["measured_dp"]
         eps = getattr(self, "eps", 0.0)
         g, add = _fast.out_for(model, None if out is None else out[0]) if need_grad else (None, False)
-        # Pass 1 may write the unscaled gradient (general powers) or the
-        # finished one (loss_poissn), unless adding to what the combiner's
-        # out holds.
-        sum_term, sum_d, bad_i, bad_d, written, bad_g = fast.pointwise_sums(
+        # Pass 1 may write the unscaled gradient (general powers), unless
+        # adding to what the combiner's out holds.
+        sum_term, sum_d, bad_i, bad_d, direction = fast.pointwise_sums(
             self.kind, model, meas, w, self.dp_pow, eps, _model_low(model.dtype), _MEASURED_DP.low,
-            out=None if add else g, scale_by_sum_d=self._scale_by_sum_d())
+            out=None if add else g)
         _check_fused(self, a, {"model_dp": bad_i, "measured_dp": bad_d})
         mean_d = self._normaliser(np, a, sum_d, total)
         value, scale = self._value_and_scale(sum_term, mean_d, total)
@@ -232,18 +230,10 @@ class _DataTerm(_ShardedTerm):
         if not need_grad:
             self._check_result(xp, a, value, None)
             return value, None
-        if written == "gradient":
-            bad = bad_g
-        else:
-            g, bad = fast.pointwise_grad(self.kind, model, meas, w, self.dp_pow, eps, scale, g,
-                                         add, written == "direction" and bad_g == 0)
+        g, bad = fast.pointwise_grad(self.kind, model, meas, w, self.dp_pow, eps, scale, g, add,
+                                     direction)
         self._check_result(xp, a, value, None, grads_finite=bad == 0)
         return value, (g,)
-
-    def _scale_by_sum_d(self):
-        """``c`` where the gradient's scale is ``c / sum(W D^p)``, known before
-        the model is read; ``None`` where the scale depends on the model."""
-        return None
 
     def _check_result(self, xp, a, value, grads, grads_finite=None):
         # The data terms are ratios (of mean(D^p), of the weights, of powers
@@ -398,10 +388,6 @@ class LossPoissn(_DataTerm):
         ``D^p/(I^p+eps) - 1``, so the sign and ``p`` go here."""
         return (-self.weight * nll / (total * mean_d),
                 -self.weight * self.dp_pow / (total * mean_d))
-
-    def _scale_by_sum_d(self):
-        # -w p / (total mean(W D^p)) = -w p / sum(W D^p)
-        return -self.weight * self.dp_pow
 
 
 @register
