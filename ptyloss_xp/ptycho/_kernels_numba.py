@@ -564,36 +564,6 @@ def tv_value_grad(x, eps, eps2, scale, occu, out, accumulate):
     return float(np.dot(coef, sums)), bad
 
 
-def band(m, n):
-    """A (n_out, n_in) operator matrix (``None``: identity of size ``n``) as a band:
-    ``(lo, w)`` with ``out[i] = sum_t w[i, t] * x[lo[i] + t]``.
-
-    The coefficients are the matrix's own, so the banded passes give the
-    dense products' numbers (up to the order of the sums). A row of zeros
-    (an input that a zoom leaves out, in a transposed operator) gets zero
-    weights, so it does not widen the band.
-    """
-    if m is None:
-        return np.arange(n, dtype=np.int64), np.ones((n, 1))
-    nz = m != 0
-    lo = np.argmax(nz, axis=1)
-    hi = np.where(nz.any(axis=1), m.shape[1] - np.argmax(nz[:, ::-1], axis=1), lo + 1)
-    width = int(np.max(hi - lo))
-    lo = np.minimum(lo, m.shape[1] - width)
-    idx = lo[:, None] + np.arange(width)
-    return lo.astype(np.int64), np.take_along_axis(m, idx, axis=1).copy()
-
-
-def bands(mats, shape):
-    """Forward and adjoint bands of the axis operators ``mats`` of a
-    (Z, Y, X) grid: ``((lz, wz), (ly, wy), (lx, wx))`` for each. The adjoint
-    passes gather along the transposed operators, so they run through the
-    same loop as the forward passes."""
-    forward = tuple(band(m, s) for m, s in zip(mats, shape))
-    adjoint = tuple(band(None if m is None else m.T, s) for m, s in zip(mats, shape))
-    return forward, adjoint
-
-
 @_kernel(inline="always")
 def _row_sum(a, lo, w, acc):
     """``acc = sum_t w[t] * a[lo + t]`` over rows of ``a``, in float64.
@@ -797,16 +767,17 @@ def _simlar(x5, occ, fwd, adj, z_pass, scale, g5, need_grad, accumulate):
 
 
 @one_at_a_time
-def simlar_value_grad(x, occu, mats, scale, out, need_grad, accumulate):
+def simlar_value_grad(x, occu, bands, z_pass, scale, out, need_grad, accumulate):
     """``loss_simlar``'s ``T`` for one channel in one pass per pattern.
 
-    Blur and zoom run as banded passes along y, x, z (``mats`` from
-    :func:`.operators.axis_operators`), fused with the std over modes and,
-    with ``need_grad``, the adjoint passes: ``out = [out +] dT/dx * scale``
-    where ``scale = w / (count (O - 1))``. Returns ``(sum of the std over
-    the output grid (float64), non-finite count of x)``.
+    Blur and zoom run as banded passes along y, x, z (``bands`` from
+    :func:`.operators.axis_bands`; ``z_pass`` False where z is untouched),
+    fused with the std over modes and, with ``need_grad``, the adjoint
+    passes: ``out = [out +] dT/dx * scale`` where ``scale = w / (count (O -
+    1))``. Returns ``(sum of the std over the output grid (float64),
+    non-finite count of x)``.
     """
-    fwd, adj = bands(mats, x.shape[2:])
+    fwd, adj = bands
     g = out if need_grad else np.empty((1,) * 5, dtype=x.dtype)
     return _simlar(np.ascontiguousarray(x), np.asarray(occu, dtype=np.float64), fwd, adj,
-                   mats[0] is not None, float(scale), g, need_grad, accumulate)
+                   z_pass, float(scale), g, need_grad, accumulate)

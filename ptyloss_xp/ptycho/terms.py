@@ -23,7 +23,7 @@ from .._registry import Loss, register
 from .._validate import (Arg, Param, check_arrays, check_values, deferred_checks, require,
                          value_checks_enabled)
 from . import _fast
-from .operators import apply_adjoint_along, apply_along, axis_operators
+from .operators import apply_adjoint_along, apply_along, axis_bands, axis_operators
 from .shards import combine_sums, reread
 
 __all__ = ["LossSingle", "LossPoissn", "LossPacbed", "LossSparse", "LossSimlar", "LossTV"]
@@ -677,7 +677,8 @@ class LossSimlar(_ObjectTerm):
             mats = axis_operators(x.shape[2:], self.scale_factor, self.blur_std, self.name)
             count = x.shape[0] * math.prod(
                 x.shape[2 + j] if m is None else m.shape[0] for j, m in enumerate(mats))
-            total, bad = fast.simlar_value_grad(x, a["omode_occu"], mats,
+            bands = axis_bands(x.shape[2:], self.scale_factor, self.blur_std, self.name)
+            total, bad = fast.simlar_value_grad(x, a["omode_occu"], bands, mats[0] is not None,
                                                 self.weight / (count * (x.shape[1] - 1)), g,
                                                 need_grad, add)
             return total, count, bad
