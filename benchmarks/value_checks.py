@@ -9,9 +9,8 @@ Usage::
 Gradients go into arrays allocated once (``out=``), so that page faults of
 a fresh gradient do not hide a difference of a few percent; alternating the
 two settings call by call, and which one goes first pair by pair, puts both
-under the same machine state. The table
-gives the medians and ``cost`` = on / off - 1 (issue 12's target: at most
-5 %).
+under the same machine state. The table gives the medians and ``cost`` =
+on / off - 1 (issue 12's target: at most 5 %).
 """
 
 from __future__ import annotations
