@@ -20,8 +20,10 @@ and the table gives:
   the persisted gradients), in chunks of all inputs together.
 
 A second table gives the cost of one chunk in memory (NumPy, no Dask): phase
-1 and phase 3 of the sharded API (the generic kernels each Dask task runs),
-generating the chunk, and copying it; docs/scaling.md extrapolates from it.
+1 and phase 3 of the sharded API with the fused numba kernels (what an MPI
+rank's NumPy shard runs) and with the generic kernels (what each Dask task
+runs), generating the chunk, and copying it; docs/scaling.md extrapolates
+from it.
 
     python benchmarks/scaling.py                     # 6144 x 256 x 256, 3.2 GB; minutes
     python benchmarks/scaling.py --patterns 256 --size 64 --rows 32    # seconds
@@ -42,6 +44,7 @@ import time
 import numpy as np
 
 import ptyloss_xp as pl
+from ptyloss_xp.ptycho import _fast
 from ptyloss_xp.ptycho.params import ptyrad_example_loss_params
 
 from backends import NumpyBackend
@@ -146,8 +149,9 @@ def run_cluster(combo, names, n, k, rows, workers):
 
 
 def chunk_costs(combo, names, k, rows, repeats=3):
-    """Median seconds of phase 1 + phase 3 on one in-memory chunk, of generating
-    it, and of copying it (one read and one write: the memory roofline)."""
+    """Median seconds of phase 1 + phase 3 on one in-memory chunk (fused and
+    generic kernels), of generating it, and of copying it (one read and one
+    write: the memory roofline)."""
     info = {None: {"chunk-location": (0,), "chunk-shape": None}}
 
     def generate():
@@ -165,6 +169,14 @@ def chunk_costs(combo, names, k, rows, repeats=3):
         sums = combo.partial_sums(**chunk, omode_occu=occu)
         return combo.finish(sums, **chunk, omode_occu=occu)
 
+    def generic_phases():
+        fused = _fast.kernels
+        _fast.kernels = lambda arrays: None
+        try:
+            return phases()
+        finally:
+            _fast.kernels = fused
+
     copies = {name: np.empty_like(v) for name, v in chunk.items()}
 
     def copy():
@@ -173,7 +185,9 @@ def chunk_costs(combo, names, k, rows, repeats=3):
 
     timed = NumpyBackend().timed
     out = {label: timed(fn, 1, repeats) for label, fn in (
-        ("copy (memory roofline)", copy), ("generate", generate), ("phase 1 + 3", phases))}
+        ("copy (memory roofline)", copy), ("generate", generate),
+        ("phase 1 + 3, fused kernels (an MPI rank)", phases),
+        ("phase 1 + 3, generic kernels (a Dask task)", generic_phases))}
     return out, sum(v.nbytes for v in chunk.values())
 
 

@@ -165,6 +165,98 @@ def test_data_terms_match_generic_on_every_param_case(monkeypatch, name, weighte
         _assert_close(g, g_ref, "float64")
 
 
+# ---------------------------------------------------------------- the three phases
+
+def _phase_inputs(loss, dtype):
+    if loss.family == "ptycho" and loss.args[0].name == "model_dp":
+        return _inputs((7, 6, 5), dtype, weighted=True)
+    return _object_inputs(loss, dtype)
+
+
+def _phases(loss, shards, generic=()):
+    """Partial sums of every shard (the generic kernels for the shards
+    numbered in ``generic``), combined, and every shard's ``finish``."""
+    partials = []
+    for i, shard in enumerate(shards):
+        if i in generic:
+            with pytest.MonkeyPatch.context() as m:
+                m.setattr(_fast, "kernels", lambda arrays: None)
+                partials.append(loss.partial_sums(**shard))
+        else:
+            partials.append(loss.partial_sums(**shard))
+    sums = loss.combine(*partials)
+    return sums, [loss.finish(sums, **shard) for shard in shards]
+
+
+class _KernelSpy:
+    """``kernels`` that records which fused kernels are called."""
+
+    def __init__(self, real):
+        self.real, self.used = real, set()
+
+    def kernels(self, arrays):
+        module = self.real(arrays)
+        return None if module is None else self._Recorder(module, self.used)
+
+    class _Recorder:
+        def __init__(self, module, used):
+            self._module, self._used = module, used
+
+        def __getattr__(self, name):
+            self._used.add(name)
+            return getattr(self._module, name)
+
+
+def _split(arrays, at):
+    n = arrays[next(iter(arrays))].shape[0]
+    return [{k: x[lo:hi] if x.ndim > 1 and x.shape[0] == n else x for k, x in arrays.items()}
+            for lo, hi in ((0, at), (at, n))]
+
+
+@pytest.mark.parametrize("name", ["loss_single", "loss_poissn", "loss_pacbed", "loss_sparse",
+                                  "loss_tv", "loss_simlar"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_fused_phases_give_the_generic_phases_numbers(monkeypatch, name, dtype):
+    spy = _KernelSpy(_fast.kernels)
+    monkeypatch.setattr(_fast, "kernels", spy.kernels)
+    for params in _params(name):
+        loss = pl.get(name, **params)
+        arrays = _phase_inputs(loss, dtype)
+        shards = _split(arrays, 1)
+        sums, parts = _phases(loss, shards)
+        # The reference: the generic phases in float64 (see the object terms above).
+        with monkeypatch.context() as m:
+            m.setattr(_fast, "kernels", lambda arrays: None)
+            ref_sums, ref_parts = _phases(loss, _split({k: x.astype(np.float64) for k, x in arrays.items()}, 1))
+        assert list(sums) == list(ref_sums)
+        for k in sums:
+            _assert_close(np.asarray(sums[k], dtype=np.float64), np.asarray(ref_sums[k]), dtype)
+        for (v, g), (v_ref, g_ref) in zip(parts, ref_parts):
+            assert v.dtype == np.dtype(dtype)
+            _assert_close(v, v_ref, dtype)
+            for gi, ri in zip(g if isinstance(g, tuple) else (g,), g_ref if isinstance(g_ref, tuple) else (g_ref,)):
+                assert gi.dtype == np.dtype(dtype)
+                _assert_close(gi, ri, dtype)
+        # A shard whose sums came from the generic kernels (another
+        # backend's rank) combines with fused ones.
+        mixed_sums, mixed = _phases(loss, shards, generic=(1,))
+        for (v, g), (v_f, g_f) in zip(mixed, parts):
+            _assert_close(v, v_f, dtype)
+            for gi, fi in zip(g if isinstance(g, tuple) else (g,), g_f if isinstance(g_f, tuple) else (g_f,)):
+                _assert_close(gi, fi, dtype)
+    assert spy.used  # the phases ran the fused kernels
+
+
+def test_fused_phase_1_refuses_bad_values_by_name():
+    arrays = _inputs((4, 5, 4), "float32", weighted=False)
+    arrays["measured_dp"][2, 1, 1] = -1.0
+    loss = pl.get("loss_single")
+    shards = _split(arrays, 2)
+    loss.partial_sums(**shards[0])
+    with pytest.raises(ValueError, match="loss_single: argument 'measured_dp' must be finite and >= 0.*1 element"):
+        loss.partial_sums(**shards[1])
+
+
 # ---------------------------------------------------------------- value checks in the pass
 
 @pytest.mark.parametrize("name", ["loss_single", "loss_poissn", "loss_pacbed"])

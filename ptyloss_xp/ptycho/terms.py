@@ -110,11 +110,15 @@ class _ShardedTerm(Loss):
 
     These generic steps are the reference. Where :func:`._fast.kernels`
     gives fused kernels for the arrays (NumPy float32/float64 with numba),
-    the one-call API runs ``_evaluate_fused(fast, xp, a, need_grad, out)``
-    instead: the same numbers in two passes over memory, the input value
-    checks counted in the pass that reads the data, and the gradient
-    written into ``out``. The three phases use the generic steps on every
-    backend.
+    two fused steps run instead, in the one-call API and in the phases
+    alike: ``_fused_sums(fast, xp, a)`` gives the same partial sums (in
+    float64, under the same keys, so shards of either kind combine) and the
+    counts of input elements outside their domains, read in the same pass;
+    ``_fused_finish(fast, xp, a, sums, need_grad, out)`` the value and the
+    gradient, written into ``out`` (``None`` or a tuple of ``(array, add)``
+    as in :meth:`_evaluate`). A term may override ``_evaluate_fused`` where
+    one call can share more work between the two (loss_tv and loss_simlar
+    take the value and the gradient in one pass).
     """
 
     family = "ptycho"
@@ -124,10 +128,13 @@ class _ShardedTerm(Loss):
         return _fast.kernels(arrays) is not None
 
     def partial_sums(self, *arrays, **kw) -> dict:
-        """Phase 1: this shard's partial sums, a dict of 0-d (or small) arrays and ints.
+        """Phase 1: this shard's partial sums, a dict of numbers, small arrays and ints.
 
         Takes the term's arrays for a subset of scan positions, checked as
         the one-call API checks them (on Dask, when the sums are computed).
+        On NumPy float32/float64 shards the fused kernels take the sums in
+        float64 (0-d arrays or floats); elsewhere they are arrays of the
+        inputs' namespace and dtype. Both add up under the same keys.
 
         Examples
         --------
@@ -145,10 +152,12 @@ class _ShardedTerm(Loss):
         """
         with deferred_checks() as guard:
             xp, a, _ = self.bind(arrays, kw)
-            if self._checks_values_itself(a):
-                # bind left the value checks to the fused pass, which this
-                # phase does not run: no counts, so every array is checked.
-                _check_fused(self, a, {})
+            fast = _fast.kernels(a)
+            if fast is not None:
+                # bind left the value checks to the fused pass's counts.
+                sums, bad = self._fused_sums(fast, xp, a)
+                _check_fused(self, a, bad)
+                return sums
             sums = self._sums(xp, a, self._local(xp, a))
             return dict(zip(sums, guard(tuple(sums.values()))))
 
@@ -167,8 +176,12 @@ class _ShardedTerm(Loss):
         with deferred_checks() as guard:
             with check_values(False):
                 xp, a, _ = self.bind(arrays, kw)
-            v, g = self._finish(xp, a, sums, self._local(xp, a), need_grad=True)
-            self._check_result(xp, a, v, g)
+            fast = _fast.kernels(a)
+            if fast is not None:
+                v, g = self._fused_finish(fast, xp, a, sums, True, None)
+            else:
+                v, g = self._finish(xp, a, sums, self._local(xp, a), need_grad=True)
+                self._check_result(xp, a, v, g)
             v, *g = guard((xp.asarray(v),) + tuple(g))
         return v, (g[0] if len(g) == 1 else tuple(g))
 
@@ -188,6 +201,11 @@ class _ShardedTerm(Loss):
         self._check_result(xp, a, v, g)
         return v, g
 
+    def _evaluate_fused(self, fast, xp, a, need_grad, out):
+        sums, bad = self._fused_sums(fast, xp, a)
+        _check_fused(self, a, bad)
+        return self._fused_finish(fast, xp, a, sums, need_grad, out)
+
     def _check_result(self, xp, a, value, grads, grads_finite=None):
         """A value check on the outputs, for terms whose inputs' domains
         cannot rule out an exact result beyond the dtype's range.
@@ -200,7 +218,6 @@ class _DataTerm(_ShardedTerm):
 
     args = (_MODEL_DP, _MEASURED_DP, _DP_WEIGHT)
     param_cases = ({"dp_pow": 1.0}, {"dp_pow": 0.5}, {"dp_pow": 0.2})
-    kind: ClassVar[str] = ""  # the fused pointwise kernel ("single", "poissn"), if any
 
     def _mask(self, xp, a):
         """``(W, total weight over N*Ky*Kx)``; ``W`` is ``None`` without a mask."""
@@ -211,29 +228,6 @@ class _DataTerm(_ShardedTerm):
         total = xp.sum(w) * n
         require(xp, total > 0, f"{self.name}: argument 'dp_weight' must have a positive sum, got all zeros")
         return w, total
-
-    def _evaluate_fused(self, fast, xp, a, need_grad, out):
-        """Pass 1 gives the sums, :meth:`_value_and_scale` the scalars, pass 2 the gradient."""
-        w, total = self._mask(xp, a)
-        model, meas = a["model_dp"], a["measured_dp"]
-        eps = getattr(self, "eps", 0.0)
-        g, add = _fast.out_for(model, None if out is None else out[0]) if need_grad else (None, False)
-        # Pass 1 may write the unscaled gradient (general powers), unless
-        # adding to what the combiner's out holds.
-        sum_term, sum_d, bad_i, bad_d, direction = fast.pointwise_sums(
-            self.kind, model, meas, w, self.dp_pow, eps, _model_low(model.dtype), _MEASURED_DP.low,
-            out=None if add else g)
-        _check_fused(self, a, {"model_dp": bad_i, "measured_dp": bad_d})
-        mean_d = self._normaliser(np, a, sum_d, total)
-        value, scale = self._value_and_scale(sum_term, mean_d, total)
-        value = xp.asarray(value, dtype=model.dtype)
-        if not need_grad:
-            self._check_result(xp, a, value, None)
-            return value, None
-        g, bad = fast.pointwise_grad(self.kind, model, meas, w, self.dp_pow, eps, scale, g, add,
-                                     direction)
-        self._check_result(xp, a, value, None, grads_finite=bad == 0)
-        return value, (g,)
 
     def _check_result(self, xp, a, value, grads, grads_finite=None):
         # The data terms are ratios (of mean(D^p), of the weights, of powers
@@ -268,8 +262,56 @@ class _DataTerm(_ShardedTerm):
         return mean_d
 
 
+class _PointwiseTerm(_DataTerm):
+    """loss_single and loss_poissn: sums of elementwise functions of ``I`` and
+    ``D``, and a gradient that is elementwise too (``fast.pointwise_*``)."""
+
+    kind: ClassVar[str] = ""  # the fused kernel's term, "single" or "poissn"
+    _sum_key: ClassVar[str] = ""  # its sum's key in the partial sums
+
+    def _evaluate_fused(self, fast, xp, a, need_grad, out):
+        """Pass 1 gives the sums, :meth:`_value_and_scale` the scalars, pass 2 the gradient."""
+        model = a["model_dp"]
+        g, add = _fast.out_for(model, None if out is None else out[0]) if need_grad else (None, False)
+        # Pass 1 may write the unscaled gradient (general powers), unless
+        # adding to what the combiner's out holds.
+        sums, bad, direction = self._fused_pass1(fast, xp, a, None if add else g)
+        _check_fused(self, a, bad)
+        return self._fused_finish(fast, xp, a, sums, need_grad, ((g, add),), direction)
+
+    def _fused_pass1(self, fast, xp, a, into):
+        """``(sums, domain counts, direction)``: see ``fast.pointwise_sums``,
+        which may write the unscaled gradient into ``into``."""
+        w, total = self._mask(xp, a)
+        model, meas = a["model_dp"], a["measured_dp"]
+        sum_term, sum_d, bad_i, bad_d, direction = fast.pointwise_sums(
+            self.kind, model, meas, w, self.dp_pow, getattr(self, "eps", 0.0),
+            _model_low(model.dtype), _MEASURED_DP.low, out=into)
+        return ({self._sum_key: sum_term, "sum_d": sum_d, "total": total},
+                {"model_dp": bad_i, "measured_dp": bad_d}, direction)
+
+    def _fused_sums(self, fast, xp, a):
+        sums, bad, _ = self._fused_pass1(fast, xp, a, None)
+        return sums, bad
+
+    def _fused_finish(self, fast, xp, a, sums, need_grad, out, direction=False):
+        model, total = a["model_dp"], sums["total"]
+        mean_d = self._normaliser(np, a, sums["sum_d"], total)
+        value, scale = self._value_and_scale(sums[self._sum_key], mean_d, total)
+        value = xp.asarray(value, dtype=model.dtype)
+        if not need_grad:
+            self._check_result(xp, a, value, None)
+            return value, None
+        g, add = _fast.out_for(model, None if out is None else out[0])
+        g, bad = fast.pointwise_grad(self.kind, model, a["measured_dp"], a.get("dp_weight"),
+                                     self.dp_pow, getattr(self, "eps", 0.0), scale, g, add,
+                                     direction)
+        self._check_result(xp, a, value, None, grads_finite=bad == 0)
+        return value, (g,)
+
+
 @register
-class LossSingle(_DataTerm):
+class LossSingle(_PointwiseTerm):
     """NRMSE between single model and measured patterns, PtyRAD's ``loss_single``.
 
     Value: ``w * sqrt(mean((I^p - D^p)^2)) / mean(D^p)``.
@@ -292,6 +334,7 @@ class LossSingle(_DataTerm):
     reference = _PTYRAD
 
     kind = "single"
+    _sum_key = "sum_sq"
 
     def _local(self, xp, a):
         w = a.get("dp_weight")
@@ -324,7 +367,7 @@ class LossSingle(_DataTerm):
 
 
 @register
-class LossPoissn(_DataTerm):
+class LossPoissn(_PointwiseTerm):
     """Poisson negative log-likelihood, PtyRAD's ``loss_poissn``.
 
     Value: ``-w * mean(D^p log(I^p + eps) - I^p) / mean(D^p)``; ``eps`` only
@@ -358,6 +401,7 @@ class LossPoissn(_DataTerm):
     reference = _PTYRAD + "; Odstrcil et al., Opt. Express 26, 3108 (2018)"
 
     kind = "poissn"
+    _sum_key = "nll"
 
     def _local(self, xp, a):
         ip, chain = _pow_and_chain(xp, a["model_dp"], self.dp_pow)
@@ -415,18 +459,21 @@ class LossPacbed(_DataTerm):
                 "; 0 where the residual is exactly 0 (PyTorch: NaN)")
     reference = _PTYRAD
 
-    def _evaluate_fused(self, fast, xp, a, need_grad, out):
+    def _fused_sums(self, fast, xp, a):
+        # One fused read of both inputs gives every full-size sum.
         w, total = self._mask(xp, a)
         model, meas = a["model_dp"], a["measured_dp"]
-        n = model.shape[0]
-        # One fused read of both inputs gives every full-size sum; the rest
-        # works on (Ky, Kx) arrays, as in the generic path.
         sum_i, sum_dn, sum_d, bad_i, bad_d = fast.pacbed_sums(
             model, meas, w, self.dp_pow, _model_low(model.dtype), _MEASURED_DP.low)
-        _check_fused(self, a, {"model_dp": bad_i, "measured_dp": bad_d})
-        mean_d = xp.asarray(self._normaliser(np, a, sum_d, total), dtype=model.dtype)
-        value, g = self._from_means(xp, a, xp.astype(sum_i / n, model.dtype),
-                                    xp.astype(sum_dn / n, model.dtype), mean_d, n, total,
+        return ({"sum_i": sum_i, "sum_dn": sum_dn, "sum_d": sum_d, "n": model.shape[0],
+                 "total": total}, {"model_dp": bad_i, "measured_dp": bad_d})
+
+    def _fused_finish(self, fast, xp, a, sums, need_grad, out):
+        # The rest works on (Ky, Kx) arrays, as in the generic path.
+        model, n, total = a["model_dp"], sums["n"], sums["total"]
+        mean_d = xp.asarray(self._normaliser(np, a, sums["sum_d"], total), dtype=model.dtype)
+        value, g = self._from_means(xp, a, xp.astype(sums["sum_i"] / n, model.dtype),
+                                    xp.astype(sums["sum_dn"] / n, model.dtype), mean_d, n, total,
                                     need_grad)
         # Every pattern's gradient is the (Ky, Kx) plane g: checking it is
         # checking the whole gradient.
@@ -476,21 +523,50 @@ class _ObjectTerm(_ShardedTerm):
     def _occu(self, xp, a):
         return xp.reshape(a["omode_occu"], (1, -1, 1, 1, 1))
 
-    def _fused_channels(self, xp, a, need_grad, out, channel):
-        """Value and gradients of the terms over one or two object channels
-        (loss_tv, loss_simlar) from a fused kernel per channel:
-        ``channel(x, g, add)`` writes (or adds) the gradient of ``x`` into
-        ``g`` and returns ``(sum, count, non-finite count of x)``; the value
-        is ``weight * sum / count`` added over the channels."""
+
+class _ChannelTerm(_ObjectTerm):
+    """loss_tv and loss_simlar: a mean over the elements of one or two object
+    channels, whose gradient needs no sum but the element count. Their fused
+    kernel, one per channel, takes the value's sum and, where asked, the
+    gradient in one pass: ``_fused_channel(fast, a, x, g, add, need_grad,
+    count)`` returns ``(sum, non-finite count of x)`` and writes (or adds)
+    the gradient of the mean over ``count`` elements into ``g``;
+    ``_count(x)`` is the shard's element count."""
+
+    _sum_key: ClassVar[str] = ""
+
+    def _evaluate_fused(self, fast, xp, a, need_grad, out):
+        """The value's sum and the gradient from one pass over each channel."""
         value, grads, bad = 0.0, [], {}
         for i, arg in enumerate(self.args[:-1]):
             x = a[arg.name]
             g, add = _fast.out_for(x, None if out is None else out[i])
-            total, count, bad[arg.name] = channel(x, g, add)
-            value += self.weight * total / count
+            total, bad[arg.name] = self._fused_channel(fast, a, x, g, add, need_grad, self._count(x))
+            value += self.weight * total / self._count(x)
             grads.append(g)
         _check_fused(self, a, bad)
         value = xp.asarray(value, dtype=a[self.args[0].name].dtype)
+        return value, (tuple(grads) if need_grad else None)
+
+    def _fused_sums(self, fast, xp, a):
+        total, bad = 0.0, {}
+        for arg in self.args[:-1]:
+            x = a[arg.name]
+            g, _ = _fast.out_for(x, None)  # written by loss_tv's kernel, unread
+            t, bad[arg.name] = self._fused_channel(fast, a, x, g, False, False, self._count(x))
+            total += t
+        return {self._sum_key: total, "count": self._count(a[self.args[0].name])}, bad
+
+    def _fused_finish(self, fast, xp, a, sums, need_grad, out):
+        # The pass also takes this shard's sum again; the value is the combined one's.
+        grads = []
+        for i, arg in enumerate(self.args[:-1]):
+            x = a[arg.name]
+            g, add = _fast.out_for(x, None if out is None else out[i])
+            self._fused_channel(fast, a, x, g, add, need_grad, sums["count"])
+            grads.append(g)
+        value = xp.asarray(self.weight * sums[self._sum_key] / sums["count"],
+                           dtype=a[self.args[0].name].dtype)
         return value, (tuple(grads) if need_grad else None)
 
 
@@ -557,15 +633,17 @@ class LossSparse(_ObjectTerm):
         g *= xp.reshape(coef, (1, -1, 1, 1, 1))
         return value, (g,)
 
-    def _evaluate_fused(self, fast, xp, a, need_grad, out):
-        """The generic formulas on the per-mode sums of one fused pass."""
+    def _fused_sums(self, fast, xp, a):
+        x = a["objp_patches"]
+        sums, bad = fast.sparse_sums(x, self.ln_order)
+        return {"sum_abs": sums, "count": math.prod(x.shape) // x.shape[1]}, {"objp_patches": bad}
+
+    def _fused_finish(self, fast, xp, a, sums, need_grad, out):
+        """The generic formulas on the per-mode sums, in float64 on the host."""
         x = a["objp_patches"]
         occ = np.asarray(a["omode_occu"], dtype=np.float64)
-        n = self.ln_order
-        sums, bad = fast.sparse_sums(x, n)
-        _check_fused(self, a, {"objp_patches": bad})
-        count = math.prod(x.shape) // x.shape[1]
-        m = sums / count
+        n, count = self.ln_order, sums["count"]
+        m = np.asarray(sums["sum_abs"], dtype=np.float64) / count
         norm = m if n == 1 else m ** (1.0 / n)
         value = xp.asarray(self.weight * np.dot(occ, norm), dtype=x.dtype)
         if not need_grad:
@@ -589,7 +667,7 @@ def _obj_args(obj_type):
 
 
 @register
-class LossSimlar(_ObjectTerm):
+class LossSimlar(_ChannelTerm):
     """Similarity of object modes, PtyRAD's ``loss_simlar``.
 
     Value: ``w * [T(obja) + T(objp)]`` (by ``obj_type``), ``T(x)`` = mean over
@@ -671,22 +749,24 @@ class LossSimlar(_ObjectTerm):
             grads.append(apply_adjoint_along(xp, occ * d * inv, mats))
         return value, tuple(grads)
 
-    def _evaluate_fused(self, fast, xp, a, need_grad, out):
-        """Banded blur and zoom fused with the std over modes, one pass per channel."""
-        def channel(x, g, add):
-            mats = axis_operators(x.shape[2:], self.scale_factor, self.blur_std, self.name)
-            count = x.shape[0] * math.prod(
-                x.shape[2 + j] if m is None else m.shape[0] for j, m in enumerate(mats))
-            bands = axis_bands(x.shape[2:], self.scale_factor, self.blur_std, self.name)
-            total, bad = fast.simlar_value_grad(x, a["omode_occu"], bands, mats[0] is not None,
-                                                self.weight / (count * (x.shape[1] - 1)), g,
-                                                need_grad, add)
-            return total, count, bad
-        return self._fused_channels(xp, a, need_grad, out, channel)
+    _sum_key = "sum_std"
+
+    def _count(self, x):
+        """Elements of the std over modes: N times the zoomed grid."""
+        mats = axis_operators(x.shape[2:], self.scale_factor, self.blur_std, self.name)
+        return x.shape[0] * math.prod(
+            x.shape[2 + j] if m is None else m.shape[0] for j, m in enumerate(mats))
+
+    def _fused_channel(self, fast, a, x, g, add, need_grad, count):
+        """Banded blur and zoom fused with the std over modes."""
+        mats = axis_operators(x.shape[2:], self.scale_factor, self.blur_std, self.name)
+        bands = axis_bands(x.shape[2:], self.scale_factor, self.blur_std, self.name)
+        return fast.simlar_value_grad(x, a["omode_occu"], bands, mats[0] is not None,
+                                      self.weight / (count * (x.shape[1] - 1)), g, need_grad, add)
 
 
 @register
-class LossTV(_ObjectTerm):
+class LossTV(_ChannelTerm):
     """Isotropic total variation of the object patches (not in PtyRAD).
 
     Value: ``w * sum_o occu_o * mean_{n,z,y,x}(sqrt(dy^2 + dx^2 + eps^2) - eps)``
@@ -762,13 +842,13 @@ class LossTV(_ObjectTerm):
             grads.append(gy + gx)
         return value, tuple(grads)
 
-    def _evaluate_fused(self, fast, xp, a, need_grad, out):
-        """Value and gradient of each channel in one fused pass over it."""
-        def channel(x, g, add):
-            count = math.prod(x.shape) // x.shape[1]
-            # eps^2 is added in the data's precision, as in the generic path.
-            eps2 = float(np.asarray(self.eps**2, dtype=x.dtype))
-            total, bad = fast.tv_value_grad(x, self.eps, eps2, self.weight / count,
-                                            a["omode_occu"], g, add)
-            return total, count, bad
-        return self._fused_channels(xp, a, need_grad, out, channel)
+    _sum_key = "sum_tv"
+
+    def _count(self, x):
+        return math.prod(x.shape) // x.shape[1]
+
+    def _fused_channel(self, fast, a, x, g, add, need_grad, count):
+        # The kernel writes the gradient into g even where none is asked
+        # for. eps^2 is added in the data's precision, as in the generic path.
+        eps2 = float(np.asarray(self.eps**2, dtype=x.dtype))
+        return fast.tv_value_grad(x, self.eps, eps2, self.weight / count, a["omode_occu"], g, add)
