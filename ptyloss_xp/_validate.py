@@ -27,11 +27,14 @@ __all__ = ["Arg", "Param", "REDUCTION", "FLOAT32_TINY", "check_values", "value_c
 # divide float32 data by (1 / FLOAT32_TINY = 8.5e37 is finite, 1 / 1e-45 is not).
 FLOAT32_TINY = 2.0**-126
 
-_VALUE_CHECKS = [True]
+# A context variable, not a module global: a thread (a solver's, or a Dask
+# worker's running one chunk) switching checks off leaves the others' on.
+_VALUE_CHECKS: contextvars.ContextVar = contextvars.ContextVar("ptyloss_xp_value_checks",
+                                                               default=True)
 
 
 def value_checks_enabled() -> bool:
-    return _VALUE_CHECKS[-1]
+    return _VALUE_CHECKS.get()
 
 
 @contextlib.contextmanager
@@ -49,12 +52,17 @@ def check_values(enabled: bool):
     >>> with pl.check_values(False):
     ...     float(loss.value(np.full((1, 2, 2), 4.0), np.ones((1, 2, 2))))
     1.0
+
+    The switch holds in the current thread (it is a context variable): a
+    thread started inside the block, or running beside it, keeps its own
+    setting (on by default). Dask graphs built inside the block run their
+    chunks with the setting they were built with, on any worker.
     """
-    _VALUE_CHECKS.append(bool(enabled))
+    token = _VALUE_CHECKS.set(bool(enabled))
     try:
         yield
     finally:
-        _VALUE_CHECKS.pop()
+        _VALUE_CHECKS.reset(token)
 
 
 _DEFERRED: contextvars.ContextVar = contextvars.ContextVar("ptyloss_xp_deferred", default=None)
