@@ -21,9 +21,9 @@ and the table gives:
 
 A second table gives the cost of one chunk in memory (NumPy, no Dask): phase
 1 and phase 3 of the sharded API with the fused numba kernels (what an MPI
-rank's NumPy shard runs) and with the generic kernels (what each Dask task
-runs), generating the chunk, and copying it; docs/scaling.md extrapolates
-from it.
+rank's NumPy shard and a Dask task on a NumPy chunk run) and with the
+generic kernels (what other chunks, or an install without numba, get),
+generating the chunk, and copying it; docs/scaling.md extrapolates from it.
 
     python benchmarks/scaling.py                     # 6144 x 256 x 256, 3.2 GB; minutes
     python benchmarks/scaling.py --patterns 256 --size 64 --rows 32    # seconds
@@ -186,8 +186,8 @@ def chunk_costs(combo, names, k, rows, repeats=3):
     timed = NumpyBackend().timed
     out = {label: timed(fn, 1, repeats) for label, fn in (
         ("copy (memory roofline)", copy), ("generate", generate),
-        ("phase 1 + 3, fused kernels (an MPI rank)", phases),
-        ("phase 1 + 3, generic kernels (a Dask task)", generic_phases))}
+        ("phase 1 + 3, fused kernels (NumPy)", phases),
+        ("phase 1 + 3, generic kernels", generic_phases))}
     return out, sum(v.nbytes for v in chunk.values())
 
 

@@ -3,7 +3,9 @@
 - The three phases (partial_sums, combine, finish) over 1, 2 and 5 uneven
   shards give the unsharded value and the unsharded gradient, piece by piece.
 - On Dask, value_and_grad reads each input chunk at most twice and its peak
-  memory is the persisted gradient plus a few chunks.
+  memory is the persisted gradient plus a few chunks, both where each chunk
+  runs the fused kernels (NumPy chunks, ``shards.chunked_*``) and where the
+  generic kernels run on the Dask arrays (any other chunks).
 - On a two-worker dask.distributed LocalCluster the gradient stays on the
   workers and matches NumPy; bad input raises the library's error there.
 """
@@ -15,6 +17,8 @@ import numpy as np
 import pytest
 
 import ptyloss_xp as pl
+from ptyloss_xp._validate import value_checks_enabled
+from ptyloss_xp.ptycho import _fast
 from ptyloss_xp.testing import sample_inputs
 
 from conftest import BACKENDS, backend_params, to_numpy
@@ -173,6 +177,16 @@ def test_combine_refuses_partial_sums_of_different_terms():
 
 # ---------------------------------------------------------------- Dask
 
+@pytest.fixture(params=["fused", "generic"])
+def chunk_kernels(request, monkeypatch):
+    """Each Dask test runs twice: the fused kernels on each NumPy chunk, and
+    the generic kernels on the Dask arrays (what CuPy chunks, or an install
+    without numba, get)."""
+    if request.param == "generic":
+        monkeypatch.setattr(_fast, "chunk_kernels", lambda arrays: None)
+    return request.param
+
+
 class Generated:
     """Lazily generated patterns (model > 0, measured >= 0) that count their chunk reads."""
 
@@ -196,7 +210,7 @@ class Generated:
                 for seed, low in ((1, 0.5), (2, 0.0))]
 
 
-def test_dask_value_and_grad_reads_each_chunk_twice_and_peaks_near_the_gradient():
+def test_dask_value_and_grad_reads_each_chunk_twice_and_peaks_near_the_gradient(chunk_kernels):
     dask = pytest.importorskip("dask")
     gen = Generated(100, 128, 5)
     I, D = gen.arrays()
@@ -229,7 +243,7 @@ def test_dask_value_and_grad_reads_each_chunk_twice_and_peaks_near_the_gradient(
     _close(g.compute(), g0)
 
 
-def test_persisted_dask_inputs_are_not_recomputed_by_the_second_phase():
+def test_persisted_dask_inputs_are_not_recomputed_by_the_second_phase(chunk_kernels):
     dask = pytest.importorskip("dask")
     gen = Generated(40, 8, 10)
     with dask.config.set(scheduler="sync"):
@@ -255,7 +269,7 @@ def _dask_chunked(arrays, per_position, rows):
             else da.from_array(v) for k, v in arrays.items()}
 
 
-def test_every_term_on_dask_chunks_gives_numpys_numbers():
+def test_every_term_on_dask_chunks_gives_numpys_numbers(chunk_kernels):
     dask = pytest.importorskip("dask")
     combo = pl.CombinedLoss(ALL_ON)
     arrays = _combined_inputs(n=6)
@@ -268,7 +282,7 @@ def test_every_term_on_dask_chunks_gives_numpys_numbers():
         _close(grads[name], g)
 
 
-def test_two_worker_cluster_keeps_the_gradient_on_the_workers_and_matches_numpy(client):
+def test_two_worker_cluster_keeps_the_gradient_on_the_workers_and_matches_numpy(client, chunk_kernels):
     distributed = pytest.importorskip("dask.distributed")
     # simlar's and tv's graphs are ten times larger and add only scheduling time here.
     combo = pl.CombinedLoss(LIGHT)
@@ -292,16 +306,56 @@ def test_two_worker_cluster_keeps_the_gradient_on_the_workers_and_matches_numpy(
         _close(grads[name].compute(), g)
 
 
-def test_bad_input_on_the_cluster_raises_the_librarys_error_when_computed(client):
+def test_bad_input_on_the_cluster_raises_the_librarys_error_when_computed(client, chunk_kernels):
     combo = pl.CombinedLoss({"loss_single": {"state": True}})
     arrays = _combined_inputs(n=6)
     arrays["measured_dp"][4, 1, 1] = np.nan
     lazy = _dask_chunked(arrays, {"model_dp", "measured_dp"}, rows=2)
     res = combo.value_and_grad(model_dp=lazy["model_dp"], measured_dp=lazy["measured_dp"])
     grad = client.persist(res.grads["model_dp"])
-    with pytest.raises(ValueError, match=r"^loss_single: argument 'measured_dp' must be finite and >= 0 "
-                                         r"\(checked when the Dask result was computed\)"):
+    # A chunk's task names the chunk; a deferred check of the whole array
+    # cannot say where.
+    where = (r"; 1 element\(s\) are not, e\.g\. nan \(checked when the Dask result was computed, "
+             r"in scan positions 4 to 5\)$" if chunk_kernels == "fused"
+             else r" \(checked when the Dask result was computed\)$")
+    with pytest.raises(ValueError, match=r"^loss_single: argument 'measured_dp' must be finite and >= 0" + where):
         grad.compute()
+
+
+def test_check_values_switches_the_checks_of_its_own_thread_only():
+    inside, release, seen = threading.Event(), threading.Event(), []
+
+    def switched_off():
+        with pl.check_values(False):
+            inside.set()
+            release.wait(10)
+            seen.append(("off thread", value_checks_enabled()))
+
+    t = threading.Thread(target=switched_off)
+    t.start()
+    inside.wait(10)
+    seen.append(("main", value_checks_enabled()))
+    with pytest.raises(ValueError, match="must be finite and >= 0"):
+        pl.get("loss_single").value(np.ones((1, 2, 2)), -np.ones((1, 2, 2)))
+    release.set()
+    t.join(10)
+    assert seen == [("main", True), ("off thread", False)]
+
+
+def test_dask_chunks_run_with_the_checks_the_graph_was_built_with(chunk_kernels):
+    dask = pytest.importorskip("dask")
+    arrays = _combined_inputs(n=6)
+    arrays["measured_dp"][4, 1, 1] = -1.0
+    lazy = _dask_chunked(arrays, {"model_dp", "measured_dp"}, rows=2)
+    loss = pl.get("loss_single")
+    with pl.check_values(False):
+        unchecked = loss.value_and_grad(lazy["model_dp"], lazy["measured_dp"])
+    checked = loss.value_and_grad(lazy["model_dp"], lazy["measured_dp"])
+    with np.errstate(invalid="ignore"):
+        v, _ = dask.compute(*unchecked, scheduler="sync")
+        assert np.isnan(v)
+        with pl.check_values(False), pytest.raises(ValueError, match="checked when the Dask result"):
+            dask.compute(*checked, scheduler="sync")
 
 
 def test_scaling_benchmark_runs_at_a_tiny_size(monkeypatch, capsys):

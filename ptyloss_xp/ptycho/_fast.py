@@ -5,15 +5,20 @@
 reference). Today that is :mod:`._kernels_numba` for NumPy float32/float64
 arrays when numba imports; the environment variable ``PTYLOSS_XP_NUMBA=0``
 switches it off (to compare, or where numba misbehaves).
+:func:`chunk_kernels` answers the same for Dask arrays whose chunks are such
+NumPy arrays: :mod:`.shards` then runs the kernels on each chunk.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .._numba import load
+from .._validate import _is_dask
 
-__all__ = ["kernels", "out_for"]
+__all__ = ["kernels", "chunk_kernels", "out_for"]
 
 _NUMBA = load(f"{__package__}._kernels_numba")
 
@@ -28,6 +33,25 @@ def kernels(arrays):
     given = [x for x in arrays.values() if x is not None]
     if not given or not all(type(x) is np.ndarray and x.dtype in (np.float32, np.float64)
                             for x in given):
+        return None
+    return _NUMBA
+
+
+def chunk_kernels(arrays):
+    """The fast-kernel module for the chunks of ``arrays``, or ``None``.
+
+    At least one array must be a Dask array; every Dask array must have
+    NumPy float32/float64 chunks of known sizes, and every other array must
+    be a NumPy float32/float64 array.
+    """
+    if _NUMBA is None:
+        return None
+    given = [x for x in arrays.values() if x is not None]
+    lazy = [x for x in given if _is_dask(x)]
+    if not lazy or any(math.isnan(c) for x in lazy for axis in x.chunks for c in axis):
+        return None
+    if not all(type(x._meta if _is_dask(x) else x) is np.ndarray
+               and x.dtype in (np.float32, np.float64) for x in given):
         return None
     return _NUMBA
 

@@ -24,7 +24,7 @@ from .._validate import (Arg, Param, check_arrays, check_values, deferred_checks
                          value_checks_enabled)
 from . import _fast
 from .operators import apply_adjoint_along, apply_along, axis_bands, axis_operators
-from .shards import combine_sums, reread
+from .shards import chunked_finish, chunked_sums, combine_sums, reread
 
 __all__ = ["LossSingle", "LossPoissn", "LossPacbed", "LossSparse", "LossSimlar", "LossTV"]
 
@@ -125,7 +125,7 @@ class _ShardedTerm(Loss):
     _fills_out = True
 
     def _checks_values_itself(self, arrays):
-        return _fast.kernels(arrays) is not None
+        return _fast.kernels(arrays) is not None or _fast.chunk_kernels(arrays) is not None
 
     def partial_sums(self, *arrays, **kw) -> dict:
         """Phase 1: this shard's partial sums, a dict of numbers, small arrays and ints.
@@ -158,6 +158,8 @@ class _ShardedTerm(Loss):
                 sums, bad = self._fused_sums(fast, xp, a)
                 _check_fused(self, a, bad)
                 return sums
+            if _fast.chunk_kernels(a) is not None:
+                return chunked_sums(self, a)
             sums = self._sums(xp, a, self._local(xp, a))
             return dict(zip(sums, guard(tuple(sums.values()))))
 
@@ -179,6 +181,8 @@ class _ShardedTerm(Loss):
             fast = _fast.kernels(a)
             if fast is not None:
                 v, g = self._fused_finish(fast, xp, a, sums, True, None)
+            elif _fast.chunk_kernels(a) is not None:
+                v, g = chunked_finish(self, a, sums, need_grad=True)
             else:
                 v, g = self._finish(xp, a, sums, self._local(xp, a), need_grad=True)
                 self._check_result(xp, a, v, g)
@@ -191,6 +195,9 @@ class _ShardedTerm(Loss):
             # The fused kernels check their own results, from counts made as
             # they write them.
             return self._evaluate_fused(fast, xp, a, need_grad, out)
+        if _fast.chunk_kernels(a) is not None:
+            sums = chunked_sums(self, a)
+            return chunked_finish(self, reread(a, [sums]) if need_grad else a, sums, need_grad)
         loc = self._local(xp, a)
         sums = self._sums(xp, a, loc)
         if need_grad:
@@ -558,16 +565,18 @@ class _ChannelTerm(_ObjectTerm):
         return {self._sum_key: total, "count": self._count(a[self.args[0].name])}, bad
 
     def _fused_finish(self, fast, xp, a, sums, need_grad, out):
+        value = xp.asarray(self.weight * sums[self._sum_key] / sums["count"],
+                           dtype=a[self.args[0].name].dtype)
+        if not need_grad:
+            return value, None
         # The pass also takes this shard's sum again; the value is the combined one's.
         grads = []
         for i, arg in enumerate(self.args[:-1]):
             x = a[arg.name]
             g, add = _fast.out_for(x, None if out is None else out[i])
-            self._fused_channel(fast, a, x, g, add, need_grad, sums["count"])
+            self._fused_channel(fast, a, x, g, add, True, sums["count"])
             grads.append(g)
-        value = xp.asarray(self.weight * sums[self._sum_key] / sums["count"],
-                           dtype=a[self.args[0].name].dtype)
-        return value, (tuple(grads) if need_grad else None)
+        return value, tuple(grads)
 
 
 @register
