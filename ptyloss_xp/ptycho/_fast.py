@@ -40,18 +40,16 @@ def kernels(arrays):
 def chunk_kernels(arrays):
     """The fast-kernel module for the chunks of ``arrays``, or ``None``.
 
-    At least one array must be a Dask array; every Dask array must have
-    NumPy float32/float64 chunks of known sizes, and every other array must
-    be a NumPy float32/float64 array.
+    Every array given must be a Dask array with NumPy float32/float64
+    chunks of known sizes.
     """
     if _NUMBA is None:
         return None
     given = [x for x in arrays.values() if x is not None]
-    lazy = [x for x in given if _is_dask(x)]
-    if not lazy or any(math.isnan(c) for x in lazy for axis in x.chunks for c in axis):
-        return None
-    if not all(type(x._meta if _is_dask(x) else x) is np.ndarray
-               and x.dtype in (np.float32, np.float64) for x in given):
+    if not given or not all(_is_dask(x) and type(x._meta) is np.ndarray
+                            and x.dtype in (np.float32, np.float64)
+                            and not any(math.isnan(c) for axis in x.chunks for c in axis)
+                            for x in given):
         return None
     return _NUMBA
 

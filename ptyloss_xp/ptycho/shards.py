@@ -156,25 +156,20 @@ def _per_position(loss, a):
 
 
 def _rows(loss, a):
-    """Scan positions per chunk: the first Dask array's, or all in one."""
-    per = _per_position(loss, a)
-    lazy = [a[n] for n in per if _is_dask(a[n])]
-    return lazy[0].chunks[0] if lazy else (a[per[0]].shape[0],)
+    """Scan positions per chunk: the first per-position array's."""
+    return a[_per_position(loss, a)[0]].chunks[0]
 
 
 def _chunks(loss, a):
     """``[(arrays of one chunk of scan positions, where)]``: every per-position
     array as ``Delayed`` blocks of the same rows (rechunked to them, whole
-    along the other axes); the other arrays whole (a Dask one is computed
-    by each task that takes it)."""
-    import dask.array as da
-
+    along the other axes); the other arrays whole (computed by each task
+    that takes them)."""
     rows = _rows(loss, a)
     per = _per_position(loss, a)
     blocks = {}
     for n in per:
-        x = a[n] if _is_dask(a[n]) else da.from_array(a[n], chunks=-1)
-        x = x.rechunk({0: rows, **{axis: -1 for axis in range(1, x.ndim)}})
+        x = a[n].rechunk({0: rows, **{axis: -1 for axis in range(1, a[n].ndim)}})
         blocks[n] = x.to_delayed(optimize_graph=False).ravel()
     whole = {k: v for k, v in a.items() if k not in per}
     ends = np.cumsum(rows)
