@@ -173,9 +173,10 @@ def _phase_inputs(loss, dtype):
     return _object_inputs(loss, dtype)
 
 
-def _phases(loss, shards, generic=()):
+def _phases(loss, shards, generic=(), generic_finish=False):
     """Partial sums of every shard (the generic kernels for the shards
-    numbered in ``generic``), combined, and every shard's ``finish``."""
+    numbered in ``generic``), combined, and every shard's ``finish`` (the
+    generic one with ``generic_finish``)."""
     partials = []
     for i, shard in enumerate(shards):
         if i in generic:
@@ -185,7 +186,10 @@ def _phases(loss, shards, generic=()):
         else:
             partials.append(loss.partial_sums(**shard))
     sums = loss.combine(*partials)
-    return sums, [loss.finish(sums, **shard) for shard in shards]
+    with pytest.MonkeyPatch.context() as m:
+        if generic_finish:
+            m.setattr(_fast, "kernels", lambda arrays: None)
+        return sums, [loss.finish(sums, **shard) for shard in shards]
 
 
 class _KernelSpy:
@@ -213,17 +217,38 @@ def _split(arrays, at):
             for lo, hi in ((0, at), (at, n))]
 
 
-@pytest.mark.parametrize("name", ["loss_single", "loss_poissn", "loss_pacbed", "loss_sparse",
-                                  "loss_tv", "loss_simlar"])
+def _grads(g):
+    return g if isinstance(g, tuple) else (g,)
+
+
+# The fused kernels each phase must call (loss_tv's and loss_simlar's one
+# kernel takes the sums, and with a gradient asked for, the gradient).
+_PHASE_KERNELS = {
+    "loss_single": ({"pointwise_sums"}, {"pointwise_grad"}),
+    "loss_poissn": ({"pointwise_sums"}, {"pointwise_grad"}),
+    "loss_pacbed": ({"pacbed_sums"}, {"broadcast_into"}),
+    "loss_sparse": ({"sparse_sums"}, {"sparse_grad"}),
+    "loss_tv": ({"tv_value_grad"}, {"tv_value_grad"}),
+    "loss_simlar": ({"simlar_value_grad"}, {"simlar_value_grad"}),
+}
+
+
+@pytest.mark.parametrize("name", list(_PHASE_KERNELS))
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_fused_phases_give_the_generic_phases_numbers(monkeypatch, name, dtype):
-    spy = _KernelSpy(_fast.kernels)
-    monkeypatch.setattr(_fast, "kernels", spy.kernels)
     for params in _params(name):
         loss = pl.get(name, **params)
         arrays = _phase_inputs(loss, dtype)
         shards = _split(arrays, 1)
-        sums, parts = _phases(loss, shards)
+        spies = [_KernelSpy(_fast.kernels), _KernelSpy(_fast.kernels)]
+        with monkeypatch.context() as m:
+            m.setattr(_fast, "kernels", spies[0].kernels)
+            partials = [loss.partial_sums(**shard) for shard in shards]
+            sums = loss.combine(*partials)
+            m.setattr(_fast, "kernels", spies[1].kernels)
+            parts = [loss.finish(sums, **shard) for shard in shards]
+        for spy, expected in zip(spies, _PHASE_KERNELS[name]):
+            assert expected <= spy.used, (spy.used, expected)
         # The reference: the generic phases in float64 (see the object terms above).
         with monkeypatch.context() as m:
             m.setattr(_fast, "kernels", lambda arrays: None)
@@ -231,20 +256,24 @@ def test_fused_phases_give_the_generic_phases_numbers(monkeypatch, name, dtype):
         assert list(sums) == list(ref_sums)
         for k in sums:
             _assert_close(np.asarray(sums[k], dtype=np.float64), np.asarray(ref_sums[k]), dtype)
-        for (v, g), (v_ref, g_ref) in zip(parts, ref_parts):
-            assert v.dtype == np.dtype(dtype)
-            _assert_close(v, v_ref, dtype)
-            for gi, ri in zip(g if isinstance(g, tuple) else (g,), g_ref if isinstance(g_ref, tuple) else (g_ref,)):
-                assert gi.dtype == np.dtype(dtype)
-                _assert_close(gi, ri, dtype)
-        # A shard whose sums came from the generic kernels (another
-        # backend's rank) combines with fused ones.
-        mixed_sums, mixed = _phases(loss, shards, generic=(1,))
-        for (v, g), (v_f, g_f) in zip(mixed, parts):
-            _assert_close(v, v_f, dtype)
-            for gi, fi in zip(g if isinstance(g, tuple) else (g,), g_f if isinstance(g_f, tuple) else (g_f,)):
-                _assert_close(gi, fi, dtype)
-    assert spy.used  # the phases ran the fused kernels
+        _assert_parts_close(parts, ref_parts, dtype)
+        # A rank on the generic kernels (another backend's, or no numba)
+        # mixes with fused ones: its sums combine with theirs, and its
+        # finish takes their float64 sums, gives what it gives with its own
+        # and keeps the data's dtype.
+        generic = _phases(loss, shards, generic=(0, 1), generic_finish=True)[1]
+        _assert_parts_close(_phases(loss, shards, generic=(1,))[1], parts, dtype)
+        _assert_parts_close(_phases(loss, shards, generic_finish=True)[1], generic, dtype)
+
+
+def _assert_parts_close(parts, refs, dtype):
+    """``finish`` results of every shard: the data's dtype, close to ``refs``."""
+    for (v, g), (v_r, g_r) in zip(parts, refs):
+        assert v.dtype == np.dtype(dtype)
+        _assert_close(v, v_r, dtype)
+        for gi, ri in zip(_grads(g), _grads(g_r)):
+            assert gi.dtype == np.dtype(dtype)
+            _assert_close(gi, ri, dtype)
 
 
 def test_fused_phase_1_refuses_bad_values_by_name():

@@ -75,8 +75,8 @@ def reread(arrays: dict, sums) -> dict:
     inputs while the last partial sum is computed. The price is one more
     read (or recomputation) of each input chunk; inputs that are already
     persisted are not recomputed (their clones point at the same data).
-    Non-Dask arrays, and everything when no sum is a Dask array (nothing
-    to wait for), come back unchanged.
+    Non-Dask arrays, and everything when no sum is a Dask array or
+    ``Delayed`` (nothing to wait for), come back unchanged.
     """
     parents = [v for s in sums for v in ((s,) if _is_delayed(s) else s.values())
                if _is_dask(v) or _is_delayed(v)]
@@ -106,10 +106,12 @@ def chunked_sums(loss, a):
     from dask import delayed
 
     checks = value_checks_enabled()
-    parts = [delayed(_on_chunk)(loss.partial_sums, (), chunk, checks, where)
+    # pure: keys from the arguments, so that the same call twice is one graph.
+    parts = [delayed(_on_chunk, pure=True)(loss.partial_sums, (), chunk, checks, where)
              for chunk, where in _chunks(loss, a)]
     while len(parts) > 1:
-        parts = [delayed(combine_sums)(parts[i:i + _FAN_IN]) for i in range(0, len(parts), _FAN_IN)]
+        parts = [delayed(combine_sums, pure=True)(parts[i:i + _FAN_IN])
+                 for i in range(0, len(parts), _FAN_IN)]
     return parts[0]
 
 
@@ -117,8 +119,7 @@ def chunked_finish(loss, a, sums, need_grad):
     """Phase 3 of ``loss`` on the Dask arrays ``a`` with NumPy chunks:
     ``(value, grads)`` from the combined ``sums`` (a dict or a ``Delayed``
     dict), as Dask arrays: the value 0-d, each gradient chunked like its
-    input along the scan positions; ``grads`` is ``None`` without
-    ``need_grad``.
+    input; ``grads`` is ``None`` without ``need_grad``.
 
     The value is a task of its own that reads no chunk; each chunk's task
     runs ``loss.finish`` on it.
@@ -132,21 +133,23 @@ def chunked_finish(loss, a, sums, need_grad):
     # The value needs the sums and the small arrays; the large ones only
     # for their dtype and trailing shape, so zero rows stand in for them.
     shapes = {n: np.empty((0,) + tuple(a[n].shape[1:]), dtype=a[n].dtype) for n in per}
-    value = delayed(_on_chunk)(_value, (loss, sums), {**a, **shapes}, checks, "")
+    value = delayed(_on_chunk, pure=True)(_value, (loss, sums), {**a, **shapes}, checks, "")
     value = da.from_delayed(value, shape=(), dtype=dtype, meta=np.empty((), dtype=dtype))
     if not need_grad:
         return value, None
-    chunks = _chunks(loss, a)
-    tasks = [delayed(_on_chunk)(_grads, (loss, sums), chunk, checks, where)
-             for chunk, where in chunks]
+    tasks = [delayed(_on_chunk, pure=True)(_grads, (loss, sums), chunk, checks, where)
+             for chunk, where in _chunks(loss, a)]
     grads = []
     for j, name in enumerate(loss.wrt):
         x = a[name]
         meta = np.empty((0,) * x.ndim, dtype=x.dtype)
-        grads.append(da.concatenate([
-            da.from_delayed(delayed(operator.getitem)(t, j), shape=(rows,) + tuple(x.shape[1:]),
-                            dtype=x.dtype, meta=meta)
-            for t, rows in zip(tasks, _rows(loss, a))], axis=0))
+        g = da.concatenate([
+            da.from_delayed(delayed(operator.getitem, pure=True)(t, j),
+                            shape=(rows,) + tuple(x.shape[1:]), dtype=x.dtype, meta=meta)
+            for t, rows in zip(tasks, _rows(loss, a))], axis=0)
+        # The tasks' rows are the first per-position array's, whole along
+        # the other axes; the gradient gets its input's chunks back.
+        grads.append(g.rechunk(x.chunks))
     return value, tuple(grads)
 
 
@@ -156,8 +159,9 @@ def _per_position(loss, a):
 
 
 def _rows(loss, a):
-    """Scan positions per chunk: the first per-position array's."""
-    return a[_per_position(loss, a)[0]].chunks[0]
+    """Scan positions per task: the first per-position array's chunks, less
+    any of zero rows (no term takes an empty shard)."""
+    return tuple(r for r in a[_per_position(loss, a)[0]].chunks[0] if r > 0)
 
 
 def _chunks(loss, a):
@@ -174,7 +178,8 @@ def _chunks(loss, a):
     whole = {k: v for k, v in a.items() if k not in per}
     ends = np.cumsum(rows)
     return [({**{n: b[i] for n, b in blocks.items()}, **whole},
-             f", in scan positions {end - r} to {end - 1}") for i, (r, end) in enumerate(zip(rows, ends))]
+             f", by the task of scan positions {end - r} to {end - 1}")
+            for i, (r, end) in enumerate(zip(rows, ends))]
 
 
 def _on_chunk(fn, args, arrays, checks, where):

@@ -134,7 +134,11 @@ class _ShardedTerm(Loss):
         the one-call API checks them (on Dask, when the sums are computed).
         On NumPy float32/float64 shards the fused kernels take the sums in
         float64 (0-d arrays or floats); elsewhere they are arrays of the
-        inputs' namespace and dtype. Both add up under the same keys.
+        inputs' namespace and dtype. Both add up under the same keys (once
+        in one namespace, as any all-reduce needs). On Dask arrays with
+        NumPy chunks the result is a ``dask.delayed`` of that dict (one
+        task per chunk, added in a tree), which :meth:`combine` and
+        :meth:`finish` take as it is.
 
         Examples
         --------
@@ -186,6 +190,10 @@ class _ShardedTerm(Loss):
             else:
                 v, g = self._finish(xp, a, sums, self._local(xp, a), need_grad=True)
                 self._check_result(xp, a, v, g)
+                # Sums from the fused kernels are float64; the results keep
+                # the data's dtype.
+                dtype = a[self.args[0].name].dtype
+                v, g = xp.astype(xp.asarray(v), dtype), tuple(xp.astype(gi, dtype) for gi in g)
             v, *g = guard((xp.asarray(v),) + tuple(g))
         return v, (g[0] if len(g) == 1 else tuple(g))
 
