@@ -139,14 +139,15 @@ def chunked_finish(loss, a, sums, need_grad):
         return value, None
     tasks = [delayed(_on_chunk, pure=True)(_grads, (loss, sums), chunk, checks, where)
              for chunk, where in _chunks(loss, a)]
+    rows = _rows(loss, a)
     grads = []
     for j, name in enumerate(loss.wrt):
         x = a[name]
         meta = np.empty((0,) * x.ndim, dtype=x.dtype)
         g = da.concatenate([
             da.from_delayed(delayed(operator.getitem, pure=True)(t, j),
-                            shape=(rows,) + tuple(x.shape[1:]), dtype=x.dtype, meta=meta)
-            for t, rows in zip(tasks, _rows(loss, a))], axis=0)
+                            shape=(r,) + tuple(x.shape[1:]), dtype=x.dtype, meta=meta)
+            for t, r in zip(tasks, rows)], axis=0)
         # The tasks' rows are the first per-position array's, whole along
         # the other axes; the gradient gets its input's chunks back.
         grads.append(g.rechunk(x.chunks))

@@ -538,6 +538,10 @@ class _ObjectTerm(_ShardedTerm):
     def _occu(self, xp, a):
         return xp.reshape(a["omode_occu"], (1, -1, 1, 1, 1))
 
+    def _count(self, x):
+        """Elements of the mean in each mode: everything but the mode axis."""
+        return math.prod(x.shape) // x.shape[1]
+
 
 class _ChannelTerm(_ObjectTerm):
     """loss_tv and loss_simlar: a mean over the elements of one or two object
@@ -556,8 +560,9 @@ class _ChannelTerm(_ObjectTerm):
         for i, arg in enumerate(self.args[:-1]):
             x = a[arg.name]
             g, add = _fast.out_for(x, None if out is None else out[i])
-            total, bad[arg.name] = self._fused_channel(fast, a, x, g, add, need_grad, self._count(x))
-            value += self.weight * total / self._count(x)
+            count = self._count(x)
+            total, bad[arg.name] = self._fused_channel(fast, a, x, g, add, need_grad, count)
+            value += self.weight * total / count
             grads.append(g)
         _check_fused(self, a, bad)
         value = xp.asarray(value, dtype=a[self.args[0].name].dtype)
@@ -623,7 +628,7 @@ class LossSparse(_ObjectTerm):
         x, n = a["objp_patches"], self.ln_order
         absx = loc["abs"]
         return {"sum_abs": xp.sum(absx if n == 1 else absx**n, axis=(0, 2, 3, 4)),
-                "count": math.prod(x.shape) // x.shape[1]}
+                "count": self._count(x)}
 
     def _finish(self, xp, a, sums, loc, need_grad):
         x, occ = a["objp_patches"], a["omode_occu"]
@@ -653,7 +658,7 @@ class LossSparse(_ObjectTerm):
     def _fused_sums(self, fast, xp, a):
         x = a["objp_patches"]
         sums, bad = fast.sparse_sums(x, self.ln_order)
-        return {"sum_abs": sums, "count": math.prod(x.shape) // x.shape[1]}, {"objp_patches": bad}
+        return {"sum_abs": sums, "count": self._count(x)}, {"objp_patches": bad}
 
     def _fused_finish(self, fast, xp, a, sums, need_grad, out):
         """The generic formulas on the per-mode sums, in float64 on the host."""
@@ -837,7 +842,7 @@ class LossTV(_ChannelTerm):
         sums = [xp.sum(occ * (mag - self.eps)) for _, _, mag in loc["channels"]]
         x = a[self.args[0].name]
         return {"sum_tv": sums[0] if len(sums) == 1 else sums[0] + sums[1],
-                "count": math.prod(x.shape) // x.shape[1]}
+                "count": self._count(x)}
 
     def _finish(self, xp, a, sums, loc, need_grad):
         count = sums["count"]
@@ -860,9 +865,6 @@ class LossTV(_ChannelTerm):
         return value, tuple(grads)
 
     _sum_key = "sum_tv"
-
-    def _count(self, x):
-        return math.prod(x.shape) // x.shape[1]
 
     def _fused_channel(self, fast, a, x, g, add, need_grad, count):
         # The kernel writes the gradient into g even where none is asked
