@@ -48,10 +48,9 @@ case. :func:`ptyloss_xp.ptycho._fast.kernels` decides when these run.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
 
 from .._numba import one_at_a_time
 from ._float32_math import log, pow  # noqa: A004
@@ -101,8 +100,35 @@ def _count_nonfinite(count, v):
     return np.int32(count + np.int32(v - v != 0))
 
 
+# The weight, or None for none: numba compiles the unweighted loops without
+# the multiply and the weight's row. That frees the registers the float32
+# powers need for their constants, which were otherwise reloaded in every
+# iteration: a loop that sums D^p took 1.7 ns per element against 2.7 with
+# a row of ones, and loss_pacbed's pass 1 22% less time (measured).
+def _weighted(w, k, v):
+    """``w[k] * v``, or ``v`` where ``w`` is None."""
+
+
+@overload(_weighted, jit_options={"forceinline": True})
+def _weighted_impl(w, k, v):
+    if isinstance(w, types.NoneType):
+        return lambda w, k, v: v
+    return lambda w, k, v: w[k] * v
+
+
+def _band(w, a, b):
+    """``w[a:b]``, or None where ``w`` is None."""
+
+
+@overload(_band, jit_options={"forceinline": True})
+def _band_impl(w, a, b):
+    if isinstance(w, types.NoneType):
+        return lambda w, a, b: None
+    return lambda w, a, b: w[a:b]
+
+
 # Pass 1, like pass 2 below, is one loop per (term, power) in the prange body
-# (see there why). ``w1`` is the weight, or ones. For a general power
+# (see there why). ``w1`` is the weight, or None. For a general power
 # (mode 3) the loop also writes the unscaled gradient ``W q I^p / I`` into
 # ``g2`` (``direction`` True; pruned when None, as ``acc`` in pass 2) and
 # counts its non-finite elements: the powers, 6 ns each in libm and 2 in
@@ -124,7 +150,8 @@ def _pointwise_sums(kind, mode, m2, d2, w1, p, eps, lo_i, lo_d, zero, g2, direct
         for k0 in range(0, m, _BLOCK):
             k1 = min(k0 + _BLOCK, m)
             # Views from 0 (see _pacbed_sums).
-            xb, db, wb, gb = x[k0:k1], d[k0:k1], w1[k0:k1], g[k0:k1]
+            xb, db, gb = x[k0:k1], d[k0:k1], g[k0:k1]
+            wb = _band(w1, k0, k1)
             tb = zero
             sb = zero
             if kind == _SINGLE and mode == 1:
@@ -132,16 +159,16 @@ def _pointwise_sums(kind, mode, m2, d2, w1, p, eps, lo_i, lo_d, zero, g2, direct
                     bi = _count_outside_open(bi, xb[k], lo_i)
                     bd = _count_outside_closed(bd, db[k], lo_d)
                     r = xb[k] - db[k]
-                    tb += wb[k] * r * r
-                    sb += wb[k] * db[k]
+                    tb += _weighted(wb, k, r) * r
+                    sb += _weighted(wb, k, db[k])
             elif kind == _SINGLE and mode == 2:
                 for k in range(k1 - k0):
                     bi = _count_outside_open(bi, xb[k], lo_i)
                     bd = _count_outside_closed(bd, db[k], lo_d)
                     dp = np.sqrt(db[k])
                     r = np.sqrt(xb[k]) - dp
-                    tb += wb[k] * r * r
-                    sb += wb[k] * dp
+                    tb += _weighted(wb, k, r) * r
+                    sb += _weighted(wb, k, dp)
             elif kind == _SINGLE:
                 for k in range(k1 - k0):
                     bi = _count_outside_open(bi, xb[k], lo_i)
@@ -149,33 +176,33 @@ def _pointwise_sums(kind, mode, m2, d2, w1, p, eps, lo_i, lo_d, zero, g2, direct
                     dp = pow(db[k], p)
                     ip = pow(xb[k], p)
                     r = ip - dp
-                    tb += wb[k] * r * r
-                    sb += wb[k] * dp
-                    gb[k] = wb[k] * r * ip / xb[k]
+                    tb += _weighted(wb, k, r) * r
+                    sb += _weighted(wb, k, dp)
+                    gb[k] = _weighted(wb, k, r) * ip / xb[k]
                     bg = _count_nonfinite(bg, gb[k])
             elif mode == 1:
                 for k in range(k1 - k0):
                     bi = _count_outside_open(bi, xb[k], lo_i)
                     bd = _count_outside_closed(bd, db[k], lo_d)
-                    tb += wb[k] * (db[k] * log(xb[k] + eps) - xb[k])
-                    sb += wb[k] * db[k]
+                    tb += _weighted(wb, k, db[k] * log(xb[k] + eps) - xb[k])
+                    sb += _weighted(wb, k, db[k])
             elif mode == 2:
                 for k in range(k1 - k0):
                     bi = _count_outside_open(bi, xb[k], lo_i)
                     bd = _count_outside_closed(bd, db[k], lo_d)
                     ip = np.sqrt(xb[k])
                     dp = np.sqrt(db[k])
-                    tb += wb[k] * (dp * log(ip + eps) - ip)
-                    sb += wb[k] * dp
+                    tb += _weighted(wb, k, dp * log(ip + eps) - ip)
+                    sb += _weighted(wb, k, dp)
             else:
                 for k in range(k1 - k0):
                     bi = _count_outside_open(bi, xb[k], lo_i)
                     bd = _count_outside_closed(bd, db[k], lo_d)
                     ip = pow(xb[k], p)
                     dp = pow(db[k], p)
-                    tb += wb[k] * (dp * log(ip + eps) - ip)
-                    sb += wb[k] * dp
-                    gb[k] = wb[k] * (dp / (ip + eps) - 1) * ip / xb[k]
+                    tb += _weighted(wb, k, dp * log(ip + eps) - ip)
+                    sb += _weighted(wb, k, dp)
+                    gb[k] = _weighted(wb, k, dp / (ip + eps) - 1) * ip / xb[k]
                     bg = _count_nonfinite(bg, gb[k])
             t += np.float64(tb)
             s += np.float64(sb)
@@ -225,37 +252,37 @@ def _pointwise_grad(kind, mode, m2, d2, w1, p, eps, scale, g2, acc):
         bad = np.int32(0)
         if kind == _SINGLE and mode == 1:
             for k in range(x.shape[0]):
-                v = w1[k] * scale * (x[k] - d[k])
+                v = _weighted(w1, k, scale) * (x[k] - d[k])
                 g[k] = v if acc is None else g[k] + v
                 bad = _count_nonfinite(bad, g[k])
         elif kind == _SINGLE and mode == 2:
             for k in range(x.shape[0]):
                 ip = np.sqrt(x[k])
-                v = w1[k] * scale * (ip - np.sqrt(d[k])) / ip
+                v = _weighted(w1, k, scale) * (ip - np.sqrt(d[k])) / ip
                 g[k] = v if acc is None else g[k] + v
                 bad = _count_nonfinite(bad, g[k])
         elif kind == _SINGLE:
             for k in range(x.shape[0]):
                 ip = pow(x[k], p)
-                v = w1[k] * scale * (ip - pow(d[k], p)) * ip / x[k]
+                v = _weighted(w1, k, scale) * (ip - pow(d[k], p)) * ip / x[k]
                 g[k] = v if acc is None else g[k] + v
                 bad = _count_nonfinite(bad, g[k])
         elif mode == 1:
             for k in range(x.shape[0]):
-                c = w1[k] * scale
+                c = _weighted(w1, k, scale)
                 v = c * d[k] / (x[k] + eps) - c
                 g[k] = v if acc is None else g[k] + v
                 bad = _count_nonfinite(bad, g[k])
         elif mode == 2:
             for k in range(x.shape[0]):
-                c = w1[k] * scale
+                c = _weighted(w1, k, scale)
                 ip = np.sqrt(x[k])
                 v = (c * np.sqrt(d[k]) / (ip + eps) - c) / ip
                 g[k] = v if acc is None else g[k] + v
                 bad = _count_nonfinite(bad, g[k])
         else:
             for k in range(x.shape[0]):
-                c = w1[k] * scale
+                c = _weighted(w1, k, scale)
                 ip = pow(x[k], p)
                 v = (c * pow(d[k], p) / (ip + eps) - c) * ip / x[k]
                 g[k] = v if acc is None else g[k] + v
@@ -278,12 +305,8 @@ def _mode(p):
     return 1 if p == 1 else 2 if p == 0.5 else 3
 
 
-def _weight_or_ones(w, model):
-    # Without a weight, ones: one more read of a row that stays in cache
-    # costs less than a second specialisation of every loop.
-    if w is None:
-        return np.ones(math.prod(model.shape[1:]), dtype=model.dtype)
-    return _weight(w, model.dtype)
+def _weight_or_none(w, model):
+    return None if w is None else _weight(w, model.dtype)
 
 
 @one_at_a_time
@@ -306,7 +329,7 @@ def pointwise_sums(kind, model, meas, w, p, eps, lo_i, lo_d, out=None):
     mode = _mode(p)
     direction = out is not None and mode == 3
     g2 = out.reshape(out.shape[0], -1) if direction else np.empty((0, 0), dtype=model.dtype)
-    s = _pointwise_sums(code, mode, _flat(model), _flat(meas), _weight_or_ones(w, model),
+    s = _pointwise_sums(code, mode, _flat(model), _flat(meas), _weight_or_none(w, model),
                         c(p), c(eps), c(lo_i), c(lo_d), c(0), g2, True if direction else None)
     return s[0], s[1], s[2], s[3], direction and s[4] == 0
 
@@ -327,7 +350,7 @@ def pointwise_grad(kind, model, meas, w, p, eps, scale, out, accumulate, directi
     if direction:
         return out, _scale_in_place(g2, c(scale))
     code = _SINGLE if kind == "single" else _POISSN
-    bad = _pointwise_grad(code, _mode(p), _flat(model), _flat(meas), _weight_or_ones(w, model),
+    bad = _pointwise_grad(code, _mode(p), _flat(model), _flat(meas), _weight_or_none(w, model),
                           c(p), c(eps), c(scale), g2, True if accumulate else None)
     return out, bad
 
@@ -352,7 +375,7 @@ def _pacbed_sums(mode, m2, d2, w1, p, lo_i, lo_d, zero):
         # Views from 0: an index that starts at a run-time ``lo`` may be
         # negative for numba, and its wraparound select stops vectorising.
         si, sn = sum_i[lo:hi], sum_dn[lo:hi]
-        ci, cd, w = bad_i[lo:hi], bad_d[lo:hi], w1[lo:hi]
+        ci, cd, w = bad_i[lo:hi], bad_d[lo:hi], _band(w1, lo, hi)
         t = 0.0
         for i in range(n):
             x, d = m2[i, lo:hi], d2[i, lo:hi]
@@ -366,17 +389,17 @@ def _pacbed_sums(mode, m2, d2, w1, p, lo_i, lo_d, zero):
             # float64, as in _pointwise_sums.
             for k0 in range(0, hi - lo, _BLOCK):
                 k1 = min(k0 + _BLOCK, hi - lo)
-                db, wb = d[k0:k1], w[k0:k1]
+                db, wb = d[k0:k1], _band(w, k0, k1)
                 tb = zero
                 if mode == 1:
                     for k in range(k1 - k0):
-                        tb += wb[k] * db[k]
+                        tb += _weighted(wb, k, db[k])
                 elif mode == 2:
                     for k in range(k1 - k0):
-                        tb += wb[k] * np.sqrt(db[k])
+                        tb += _weighted(wb, k, np.sqrt(db[k]))
                 else:
                     for k in range(k1 - k0):
-                        tb += wb[k] * pow(db[k], p)
+                        tb += _weighted(wb, k, pow(db[k], p))
                 t += np.float64(tb)
         sum_dp[b] = t
     total_dp = 0.0
@@ -395,7 +418,7 @@ def pacbed_sums(model, meas, w, p, lo_i, lo_d):
     """
     c = model.dtype.type
     sum_i, sum_dn, sum_d, bad_i, bad_d = _pacbed_sums(
-        _mode(p), _flat(model), _flat(meas), _weight_or_ones(w, model), c(p), c(lo_i), c(lo_d),
+        _mode(p), _flat(model), _flat(meas), _weight_or_none(w, model), c(p), c(lo_i), c(lo_d),
         c(0))
     shape = model.shape[1:]
     return sum_i.reshape(shape), sum_dn.reshape(shape), sum_d, bad_i, bad_d
