@@ -52,11 +52,12 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
+from .. import _backend
 from .._numba import one_at_a_time
 from ._float32_math import log, pow  # noqa: A004
 
-__all__ = ["pointwise_sums", "pointwise_grad", "pacbed_sums", "sparse_sums", "sparse_grad",
-           "tv_value_grad"]
+__all__ = ["pointwise_sums", "pointwise_grad", "pacbed_sums", "power", "sparse_sums",
+           "sparse_grad", "tv_value_grad"]
 
 _REASSOC = {"reassoc"}
 # Row sums are taken over blocks of this many elements in the data's dtype,
@@ -437,6 +438,24 @@ def broadcast_into(g, out, accumulate):
     """``out[n] = [out[n] +] g`` for every pattern ``n``; ``g`` is (Ky, Kx)."""
     _broadcast_into(np.ascontiguousarray(g, dtype=out.dtype).reshape(-1),
                     out.reshape(out.shape[0], -1), accumulate)
+    return out
+
+
+@_kernel(parallel=True)
+def _powers(x, p, out):
+    for k in prange(x.shape[0]):
+        out[k] = pow(x[k], p)
+
+
+@one_at_a_time
+def power(xp, x, p):
+    """``x ** p`` as :func:`ptyloss_xp._backend.power`, with float32's general
+    powers in vector code: NumPy's take libm's scalar ``powf``, 10 ns per
+    element, 1.4 ms of loss_pacbed's finish on two 256x256 PACBEDs."""
+    if p in (1, 0.5, 2) or x.dtype != np.float32:
+        return _backend.power(xp, x, p)
+    out = np.empty(x.shape, dtype=x.dtype)
+    _powers(np.ascontiguousarray(x).reshape(-1), x.dtype.type(p), out.reshape(-1))
     return out
 
 

@@ -46,8 +46,8 @@ _OBJP = Arg("objp_patches", _OBJ, grad=True, doc="object phase patches")
 _WEIGHT = Param(1.0, low=0.0, doc="multiplies the term")
 
 
-def _pow_and_chain(xp, x, p):
-    """``x**p`` for ``x > 0`` and the chain rule through it, ``g -> g * p x^(p-1)``.
+def _pow_and_chain(xp, x, p, pw=power):
+    """``x**p`` for ``x > 0`` (by ``pw``) and the chain rule through it, ``g -> g * p x^(p-1)``.
 
     The chain multiplies ``g`` (already scaled by the term's small constant)
     before dividing by ``x``, so that ``x^(p-1)`` alone, which overflows
@@ -56,7 +56,7 @@ def _pow_and_chain(xp, x, p):
     """
     if p == 1:
         return x, lambda g: g
-    xp_ = power(xp, x, p)
+    xp_ = pw(xp, x, p)
     if p == 0.5:
         return xp_, lambda g: g * 0.5 / xp_
     return xp_, lambda g: g * (p * xp_) / x
@@ -489,7 +489,7 @@ class LossPacbed(_DataTerm):
         mean_d = xp.asarray(self._normaliser(np, a, sums["sum_d"], total), dtype=model.dtype)
         value, g = self._from_means(xp, a, xp.astype(sums["sum_i"] / n, model.dtype),
                                     xp.astype(sums["sum_dn"] / n, model.dtype), mean_d, n, total,
-                                    need_grad)
+                                    need_grad, fast.power)
         # Every pattern's gradient is the (Ky, Kx) plane g: checking it is
         # checking the whole gradient.
         self._check_result(xp, a, value, None if g is None else (g,))
@@ -519,12 +519,13 @@ class LossPacbed(_DataTerm):
         model = a["model_dp"]
         return value, (xp.broadcast_to(g, model.shape) + xp.zeros_like(model),)
 
-    def _from_means(self, xp, a, mean_i, mean_dn, mean_d, n, total, need_grad):
+    def _from_means(self, xp, a, mean_i, mean_dn, mean_d, n, total, need_grad, pw=power):
         """Value and the (Ky, Kx) gradient of one pattern (``None`` without
-        ``need_grad``) from the two PACBEDs of all ``n`` patterns."""
+        ``need_grad``) from the two PACBEDs of all ``n`` patterns; ``pw``
+        takes their powers."""
         w = a.get("dp_weight")
-        ip, chain = _pow_and_chain(xp, mean_i, self.dp_pow)
-        r = ip - power(xp, mean_dn, self.dp_pow)
+        ip, chain = _pow_and_chain(xp, mean_i, self.dp_pow, pw)
+        r = ip - pw(xp, mean_dn, self.dp_pow)
         rw = r if w is None else w * r
         rms = xp.sqrt(xp.sum(rw * r) / (total / n))
         value = self.weight * rms / mean_d
