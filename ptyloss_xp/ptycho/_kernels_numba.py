@@ -662,6 +662,8 @@ def _rows_centred(x, lo, w, occ, out):
     - mean_o(occ * rows(x))`` for the first O - 1 modes, row by row."""
     last = x.shape[0] - 1
     acc = np.empty((x.shape[0], x.shape[3]))
+    # The mean is built in the last mode's row: that mode's product, needed
+    # only for the mean (its centred row is never written), starts the sum.
     mean = acc[last]
     for z in range(x.shape[1]):
         for i in range(lo.shape[0]):
