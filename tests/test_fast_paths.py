@@ -389,6 +389,27 @@ def test_combined_out_sums_terms_in_place():
         combo.value_and_grad(**arrays, out={"model_dp": out["model_dp"]})
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(2, 3, 2, 17, 33), (1, 1, 1, 1, 9), (3, 2, 1, 40, 1)],
+                         ids=lambda s: "x".join(map(str, s)))
+def test_tv_value_alone_writes_no_gradient_and_gives_the_same_number(shape, dtype):
+    import tracemalloc
+
+    rng = np.random.default_rng(7)
+    x = (3.0 * rng.standard_normal(shape)).astype(dtype)
+    occ = rng.uniform(0.2, 1.0, shape[1]).astype(dtype)
+    loss = pl.get("loss_tv", eps=1e-3, weight=1.7)
+    v, _ = loss.value_and_grad(x, occ)
+    loss.value(x, occ)
+    tracemalloc.start()
+    try:
+        np.testing.assert_array_equal(loss.value(x, occ), v)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < x.nbytes / 2 or peak < 4096
+
+
 # ---------------------------------------------------------------- numeric edges (issue 10)
 
 @pytest.mark.parametrize("fused", [True, False], ids=["fused", "generic"])

@@ -128,6 +128,17 @@ def _band_impl(w, a, b):
     return lambda w, a, b: w[a:b]
 
 
+def _at(w, i):
+    """``w[i]``, or None where ``w`` is None."""
+
+
+@overload(_at, jit_options={"forceinline": True})
+def _at_impl(w, i):
+    if isinstance(w, types.NoneType):
+        return lambda w, i: None
+    return lambda w, i: w[i]
+
+
 # Pass 1, like pass 2 below, is one loop per (term, power) in the prange body
 # (see there why). ``w1`` is the weight, or None. For a general power
 # (mode 3) the loop also writes the unscaled gradient ``W q I^p / I`` into
@@ -530,7 +541,8 @@ def _tv_element(dy, dx, eps, eps2, c):
 
 @_kernel(fastmath=_REASSOC)
 def _tv_slice(x, eps, eps2, c, g, accumulate, qy_prev, qy, qx):
-    """One (Ny, Nx) slice: returns ``(sum(mag - eps), non-finite count)``; writes ``c * grad``.
+    """One (Ny, Nx) slice: returns ``(sum(mag - eps), non-finite count)``; writes ``c * grad``
+    into ``g`` unless it is None.
 
     Row ``i`` of the gradient is ``qy[i-1] - qy[i] + qx[:, j-1] - qx[:, j]``
     with ``q = c * d / mag`` (0 past the edges). Each row is two loops with
@@ -563,6 +575,11 @@ def _tv_slice(x, eps, eps2, c, g, accumulate, qy_prev, qy, qx):
         total += np.float64(t_row + t)
         qy[nx - 1] = a
         qx[nx - 1] = b
+        # Without a gradient (g None, pruned when compiled) the loop above
+        # is unchanged, quotients included, so the value is bit-equal to
+        # value_and_grad's; only the gradient's write is left out.
+        if g is None:
+            continue
         out = g[i]
         gv = qy_prev[0] - qy[0] - qx[0]
         out[0] = out[0] + gv if accumulate else gv
@@ -581,7 +598,7 @@ def _tv(x3, eps, eps2, coef, g3, accumulate):
     sums = np.empty(n_slices)
     bads = np.empty(n_slices)
     for s in prange(n_slices):
-        t, b = _tv_slice(x3[s], eps, eps2, coef[s], g3[s], accumulate,
+        t, b = _tv_slice(x3[s], eps, eps2, coef[s], _at(g3, s), accumulate,
                          np.empty(nx, x3.dtype), np.empty(nx, x3.dtype), np.empty(nx, x3.dtype))
         sums[s] = t
         bads[s] = b
@@ -593,7 +610,8 @@ def tv_value_grad(x, eps, eps2, scale, occu, out, accumulate):
     """Value and gradient of TV in one pass over ``x`` (N, O, Z, Y, X).
 
     Returns ``(sum_o occu_o sum(mag - eps) (float64), non-finite count)`` and
-    writes ``[out +] scale * occu_o * grad`` into ``out``. ``eps2`` is ``eps^2``
+    writes ``[out +] scale * occu_o * grad`` into ``out`` (None: the value
+    alone, the same number, and no gradient written). ``eps2`` is ``eps^2``
     rounded to the data's dtype, as the generic path adds it; ``eps``, ``eps2``
     and the coefficients enter in the data's dtype.
     """
@@ -602,7 +620,8 @@ def tv_value_grad(x, eps, eps2, scale, occu, out, accumulate):
     coef = np.tile(np.repeat(np.asarray(occu, dtype=np.float64), nz), n)
     c = x.dtype.type
     sums, bad = _tv(np.ascontiguousarray(x).reshape(-1, ny, nx), c(eps), c(eps2),
-                    (coef * scale).astype(x.dtype), out.reshape(-1, ny, nx), accumulate)
+                    (coef * scale).astype(x.dtype), None if out is None else out.reshape(-1, ny, nx),
+                    accumulate)
     return float(np.dot(coef, sums)), bad
 
 

@@ -550,8 +550,8 @@ class _ChannelTerm(_ObjectTerm):
     kernel, one per channel, takes the value's sum and, where asked, the
     gradient in one pass: ``_fused_channel(fast, a, x, g, add, need_grad,
     count)`` returns ``(sum, non-finite count of x)`` and writes (or adds)
-    the gradient of the mean over ``count`` elements into ``g``;
-    ``_count(x)`` is the shard's element count."""
+    the gradient of the mean over ``count`` elements into ``g`` (None
+    without ``need_grad``); ``_count(x)`` is the shard's element count."""
 
     _sum_key: ClassVar[str] = ""
 
@@ -560,7 +560,8 @@ class _ChannelTerm(_ObjectTerm):
         value, grads, bad = 0.0, [], {}
         for i, arg in enumerate(self.args[:-1]):
             x = a[arg.name]
-            g, add = _fast.out_for(x, None if out is None else out[i])
+            g, add = (_fast.out_for(x, None if out is None else out[i]) if need_grad
+                      else (None, False))
             count = self._count(x)
             total, bad[arg.name] = self._fused_channel(fast, a, x, g, add, need_grad, count)
             value += self.weight * total / count
@@ -573,8 +574,7 @@ class _ChannelTerm(_ObjectTerm):
         total, bad = 0.0, {}
         for arg in self.args[:-1]:
             x = a[arg.name]
-            g, _ = _fast.out_for(x, None)  # written by loss_tv's kernel, unread
-            t, bad[arg.name] = self._fused_channel(fast, a, x, g, False, False, self._count(x))
+            t, bad[arg.name] = self._fused_channel(fast, a, x, None, False, False, self._count(x))
             total += t
         return {self._sum_key: total, "count": self._count(a[self.args[0].name])}, bad
 
@@ -868,7 +868,6 @@ class LossTV(_ChannelTerm):
     _sum_key = "sum_tv"
 
     def _fused_channel(self, fast, a, x, g, add, need_grad, count):
-        # The kernel writes the gradient into g even where none is asked
-        # for. eps^2 is added in the data's precision, as in the generic path.
+        # eps^2 is added in the data's precision, as in the generic path.
         eps2 = float(np.asarray(self.eps**2, dtype=x.dtype))
         return fast.tv_value_grad(x, self.eps, eps2, self.weight / count, a["omode_occu"], g, add)
