@@ -241,7 +241,10 @@ def test_combined_gradient_matches_finite_differences_of_the_total():
     rng = np.random.default_rng(1)
     for var in ("model_dp", "obja_patches", "objp_patches"):
         v = rng.normal(size=args[var].shape)
-        t = 1e-4 * (0.05 if var == "model_dp" else 1.0)
+        # Steps well inside loss_tv's smoothing (eps = 1e-3): a step of 1e-4
+        # across a slope near 0 missed by 6e-6 for some data (the module's
+        # RNG gives this test other data when it runs alone).
+        t = 5e-6 if var == "model_dp" else 1e-5
         f = [float(combo.value(**{**args, var: args[var] + c * t * v})) for c in (2, 1, -1, -2)]
         fd = (-f[0] + 8 * f[1] - 8 * f[2] + f[3]) / (12 * t)
         assert fd == pytest.approx(np.vdot(res.grads[var], v), rel=1e-6), var
