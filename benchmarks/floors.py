@@ -55,8 +55,14 @@ def _stream(x2, d2, g2):
             g[k] = x[k] - d[k]
 
 
+# What _block_sum adds up: I + D, D^p, D log I.
+_PLUS, _POW, _LOG = 0, 1, 2
+
+
 @njit(parallel=True, **_FAST)
-def _sums(x2, d2):
+def _block_sum(kind, x2, d2, p):
+    """The sum over every pixel of one of the three terms, one loop per term
+    (a branch inside the loop would keep it scalar)."""
     rows = np.empty(x2.shape[0])
     for i in prange(x2.shape[0]):
         x, d = x2[i], d2[i]
@@ -65,42 +71,15 @@ def _sums(x2, d2):
             k1 = min(k0 + _BLOCK, x.shape[0])
             xb, db = x[k0:k1], d[k0:k1]
             tb = np.float32(0)
-            for k in range(k1 - k0):
-                tb += xb[k] + db[k]
-            t += np.float64(tb)
-        rows[i] = t
-    return rows.sum()
-
-
-@njit(parallel=True, **_FAST)
-def _pow_sum(d2, p):
-    rows = np.empty(d2.shape[0])
-    for i in prange(d2.shape[0]):
-        d = d2[i]
-        t = 0.0
-        for k0 in range(0, d.shape[0], _BLOCK):
-            k1 = min(k0 + _BLOCK, d.shape[0])
-            db = d[k0:k1]
-            tb = np.float32(0)
-            for k in range(k1 - k0):
-                tb += pow(db[k], p)
-            t += np.float64(tb)
-        rows[i] = t
-    return rows.sum()
-
-
-@njit(parallel=True, **_FAST)
-def _log_sum(x2, d2):
-    rows = np.empty(x2.shape[0])
-    for i in prange(x2.shape[0]):
-        x, d = x2[i], d2[i]
-        t = 0.0
-        for k0 in range(0, x.shape[0], _BLOCK):
-            k1 = min(k0 + _BLOCK, x.shape[0])
-            xb, db = x[k0:k1], d[k0:k1]
-            tb = np.float32(0)
-            for k in range(k1 - k0):
-                tb += db[k] * log(xb[k])
+            if kind == _PLUS:
+                for k in range(k1 - k0):
+                    tb += xb[k] + db[k]
+            elif kind == _POW:
+                for k in range(k1 - k0):
+                    tb += pow(db[k], p)
+            else:
+                for k in range(k1 - k0):
+                    tb += db[k] * log(xb[k])
             t += np.float64(tb)
         rows[i] = t
     return rows.sum()
@@ -127,9 +106,10 @@ def rows(inputs, backend, repeats):
     p = np.float32(0.2)
     loops = [
         ("stream: G = I - D", lambda: _stream(x2, d2, g2)),
-        ("two passes: sums, then G = I - D", lambda: (_sums(x2, d2), _stream(x2, d2, g2))),
-        ("sum D^p (float32 pow, p=0.2)", lambda: _pow_sum(d2, p)),
-        ("sum D log I (float32 log)", lambda: _log_sum(x2, d2)),
+        ("two passes: sums, then G = I - D",
+         lambda: (_block_sum(_PLUS, x2, d2, p), _stream(x2, d2, g2))),
+        ("sum D^p (float32 pow, p=0.2)", lambda: _block_sum(_POW, x2, d2, p)),
+        ("sum D log I (float32 log)", lambda: _block_sum(_LOG, x2, d2, p)),
     ]
     out = []
     for label, fn in loops:
