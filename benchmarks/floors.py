@@ -19,7 +19,8 @@ bound them, with no loss arithmetic in them:
 each with every thread and with one (the second vCPU of a shared host does
 not always add a core's throughput), then the library's ``value_and_grad``
 of the three terms (gradients into ``out=``, value checks off) for
-comparison.
+comparison. The roof's copy is NumPy's, on one thread, so a loop on every
+thread can read below 1x.
 
     python benchmarks/floors.py                    # 128 x 256 x 256, float32
     python benchmarks/floors.py --size 32x64x64 --repeats 3
@@ -138,7 +139,7 @@ def main(argv=None):
     bandwidth = backend.copy_bandwidth(args.repeats)
     roof = 3 * inputs.model_dp.nbytes / bandwidth
     print(f"Run {datetime.datetime.now():%Y-%m-%d %H:%M}, command: "
-          f"`python benchmarks/floors.py --size {args.size}`")
+          f"`python benchmarks/floors.py --size {args.size} --repeats {args.repeats}`")
     print(f"- {numba.get_num_threads()} numba threads; copy bandwidth {bandwidth / 1e9:.1f} GB/s; "
           f"roof (read I and D, write G) {1e3 * roof:.2f} ms\n")
     print("| loop | ms | x roof |\n|---|---|---|")

@@ -128,17 +128,6 @@ def _band_impl(w, a, b):
     return lambda w, a, b: w[a:b]
 
 
-def _at(w, i):
-    """``w[i]``, or None where ``w`` is None."""
-
-
-@overload(_at, jit_options={"forceinline": True})
-def _at_impl(w, i):
-    if isinstance(w, types.NoneType):
-        return lambda w, i: None
-    return lambda w, i: w[i]
-
-
 # Pass 1, like pass 2 below, is one loop per (term, power) in the prange body
 # (see there why). ``w1`` is the weight, or None. For a general power
 # (mode 3) the loop also writes the unscaled gradient ``W q I^p / I`` into
@@ -308,17 +297,13 @@ def _flat(x):
     return np.ascontiguousarray(x).reshape(x.shape[0], -1)
 
 
-def _weight(w, dtype):
-    return np.empty(0, dtype=dtype) if w is None else np.ascontiguousarray(w, dtype=dtype).reshape(-1)
-
-
 def _mode(p):
     """The power's loop: 1 (none), 2 (sqrt) or 3 (``x**p``)."""
     return 1 if p == 1 else 2 if p == 0.5 else 3
 
 
 def _weight_or_none(w, model):
-    return None if w is None else _weight(w, model.dtype)
+    return None if w is None else np.ascontiguousarray(w, dtype=model.dtype).reshape(-1)
 
 
 @one_at_a_time
@@ -540,9 +525,9 @@ def _tv_element(dy, dx, eps, eps2, c):
 
 
 @_kernel(fastmath=_REASSOC)
-def _tv_slice(x, eps, eps2, c, g, accumulate, qy_prev, qy, qx):
+def _tv_slice(x, eps, eps2, c, g, accumulate, write, qy_prev, qy, qx):
     """One (Ny, Nx) slice: returns ``(sum(mag - eps), non-finite count)``; writes ``c * grad``
-    into ``g`` unless it is None.
+    into ``g`` where ``write``.
 
     Row ``i`` of the gradient is ``qy[i-1] - qy[i] + qx[:, j-1] - qx[:, j]``
     with ``q = c * d / mag`` (0 past the edges). Each row is two loops with
@@ -575,30 +560,30 @@ def _tv_slice(x, eps, eps2, c, g, accumulate, qy_prev, qy, qx):
         total += np.float64(t_row + t)
         qy[nx - 1] = a
         qx[nx - 1] = b
-        # Without a gradient (g None, pruned when compiled) the loop above
-        # is unchanged, quotients included, so the value is bit-equal to
-        # value_and_grad's; only the gradient's write is left out.
-        if g is None:
-            continue
-        out = g[i]
-        gv = qy_prev[0] - qy[0] - qx[0]
-        out[0] = out[0] + gv if accumulate else gv
-        # Views from 0 (see _pacbed_sums): ``qx[j - 1]`` kept this loop scalar.
-        out1, up, here, left, right = out[1:], qy_prev[1:], qy[1:], qx[:-1], qx[1:]
-        for j in range(nx - 1):
-            gv = up[j] - here[j] + left[j] - right[j]
-            out1[j] = out1[j] + gv if accumulate else gv
+        # The value alone skips only this write, at run time: value and
+        # value_and_grad run the same machine code for the loop above, so
+        # their sums are bit-equal on any CPU (a specialisation without the
+        # write compiled that loop differently, 1 ulp apart in float64).
+        if write:
+            out = g[i]
+            gv = qy_prev[0] - qy[0] - qx[0]
+            out[0] = out[0] + gv if accumulate else gv
+            # Views from 0 (see _pacbed_sums): ``qx[j - 1]`` kept this loop scalar.
+            out1, up, here, left, right = out[1:], qy_prev[1:], qy[1:], qx[:-1], qx[1:]
+            for j in range(nx - 1):
+                gv = up[j] - here[j] + left[j] - right[j]
+                out1[j] = out1[j] + gv if accumulate else gv
         qy_prev, qy = qy, qy_prev
     return total, bad
 
 
 @_kernel(parallel=True)
-def _tv(x3, eps, eps2, coef, g3, accumulate):
+def _tv(x3, eps, eps2, coef, g3, accumulate, write):
     n_slices, _, nx = x3.shape
     sums = np.empty(n_slices)
     bads = np.empty(n_slices)
     for s in prange(n_slices):
-        t, b = _tv_slice(x3[s], eps, eps2, coef[s], _at(g3, s), accumulate,
+        t, b = _tv_slice(x3[s], eps, eps2, coef[s], g3[s] if write else g3[0], accumulate, write,
                          np.empty(nx, x3.dtype), np.empty(nx, x3.dtype), np.empty(nx, x3.dtype))
         sums[s] = t
         bads[s] = b
@@ -619,9 +604,9 @@ def tv_value_grad(x, eps, eps2, scale, occu, out, accumulate):
     # Slice (n, o, z) of the C-ordered (N*O*Z, Ny, Nx) stack has weight occu[o].
     coef = np.tile(np.repeat(np.asarray(occu, dtype=np.float64), nz), n)
     c = x.dtype.type
+    g3 = np.empty((1, 1, nx), x.dtype) if out is None else out.reshape(-1, ny, nx)
     sums, bad = _tv(np.ascontiguousarray(x).reshape(-1, ny, nx), c(eps), c(eps2),
-                    (coef * scale).astype(x.dtype), None if out is None else out.reshape(-1, ny, nx),
-                    accumulate)
+                    (coef * scale).astype(x.dtype), g3, accumulate, out is not None)
     return float(np.dot(coef, sums)), bad
 
 

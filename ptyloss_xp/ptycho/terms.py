@@ -484,7 +484,8 @@ class LossPacbed(_DataTerm):
                  "total": total}, {"model_dp": bad_i, "measured_dp": bad_d})
 
     def _fused_finish(self, fast, xp, a, sums, need_grad, out):
-        # The rest works on (Ky, Kx) arrays, as in the generic path.
+        # The rest works on (Ky, Kx) arrays, as in the generic path; ``fast``
+        # takes their powers, so the value alone needs it too.
         model, n, total = a["model_dp"], sums["n"], sums["total"]
         mean_d = xp.asarray(self._normaliser(np, a, sums["sum_d"], total), dtype=model.dtype)
         value, g = self._from_means(xp, a, xp.astype(sums["sum_i"] / n, model.dtype),
