@@ -253,37 +253,37 @@ def _pointwise_grad(kind, mode, m2, d2, w1, p, eps, scale, g2, acc):
         bad = np.int32(0)
         if kind == _SINGLE and mode == 1:
             for k in range(x.shape[0]):
-                v = _weighted(w1, k, scale) * (x[k] - d[k])
+                v = w1[k] * scale * (x[k] - d[k])
                 g[k] = v if acc is None else g[k] + v
                 bad = _count_nonfinite(bad, g[k])
         elif kind == _SINGLE and mode == 2:
             for k in range(x.shape[0]):
                 ip = np.sqrt(x[k])
-                v = _weighted(w1, k, scale) * (ip - np.sqrt(d[k])) / ip
+                v = w1[k] * scale * (ip - np.sqrt(d[k])) / ip
                 g[k] = v if acc is None else g[k] + v
                 bad = _count_nonfinite(bad, g[k])
         elif kind == _SINGLE:
             for k in range(x.shape[0]):
                 ip = pow(x[k], p)
-                v = _weighted(w1, k, scale) * (ip - pow(d[k], p)) * ip / x[k]
+                v = w1[k] * scale * (ip - pow(d[k], p)) * ip / x[k]
                 g[k] = v if acc is None else g[k] + v
                 bad = _count_nonfinite(bad, g[k])
         elif mode == 1:
             for k in range(x.shape[0]):
-                c = _weighted(w1, k, scale)
+                c = w1[k] * scale
                 v = c * d[k] / (x[k] + eps) - c
                 g[k] = v if acc is None else g[k] + v
                 bad = _count_nonfinite(bad, g[k])
         elif mode == 2:
             for k in range(x.shape[0]):
-                c = _weighted(w1, k, scale)
+                c = w1[k] * scale
                 ip = np.sqrt(x[k])
                 v = (c * np.sqrt(d[k]) / (ip + eps) - c) / ip
                 g[k] = v if acc is None else g[k] + v
                 bad = _count_nonfinite(bad, g[k])
         else:
             for k in range(x.shape[0]):
-                c = _weighted(w1, k, scale)
+                c = w1[k] * scale
                 ip = pow(x[k], p)
                 v = (c * pow(d[k], p) / (ip + eps) - c) * ip / x[k]
                 g[k] = v if acc is None else g[k] + v
